@@ -1,0 +1,39 @@
+"""The one interface every inference backend implements: ``embed`` and ``score``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from dfstream.model.spec import ModelSpec
+
+
+class InferenceBackend(ABC):
+    """Runs a model's two halves on some device.
+
+    ``embed`` turns (N, S, S, 3) uint8 crops in the model's colour order into (N, F) float32
+    features; ``score`` turns (N, T, F) float32 windows of features into (N,) float32 P(fake).
+    Only the inference thread calls these.
+    """
+
+    name: str = "base"
+    device: str = "cpu"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Features of a batch of crops."""
+
+    @abstractmethod
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """P(fake) of a batch of feature windows."""
+
+    def describe(self) -> str:
+        """One line for the dashboard header and the summary, e.g. ``torch fp32 on cpu``."""
+        return f"{self.name} on {self.device}"
+
+    def close(self) -> None:
+        """Release device resources (optional)."""

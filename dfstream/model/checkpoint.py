@@ -1,0 +1,177 @@
+"""Loading and saving model weights without ever unpickling arbitrary objects.
+
+Two file formats load through ``load_weights``:
+
+* **dfstream checkpoints**, written by ``save_checkpoint``: a dict with the format marker, the
+  ``ModelSpec`` as JSON, free-form info as JSON, and the state dict.
+* **public ResNeXt50+LSTM checkpoints** (``model_*_acc_*_frames_*.pt``): a bare state dict; the
+  spec is ``compat_spec`` with T taken from the file name.
+
+Both go through ``torch.load(weights_only=True)``, which refuses any pickle that would construct
+objects other than tensors and plain containers, so a malicious file cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from dfstream.errors import WeightsError
+from dfstream.model.network import DeepfakeNet, build_model
+from dfstream.model.spec import FORMAT_VERSION, ModelSpec, compat_spec, compat_window_from_name
+
+CHECKPOINT_FORMAT = "dfstream-checkpoint"
+
+WEIGHTS_HELP = (
+    "pass --weights PATH (a dfstream checkpoint from `python -m training train`, or a public "
+    "ResNeXt50+LSTM file model_*_acc_*_frames_*.pt), or --untrained for a pipeline check with a "
+    "random model"
+)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready model plus where it came from."""
+
+    model: DeepfakeNet
+    spec: ModelSpec
+    kind: Literal["dfstream", "compat", "untrained"]
+    origin: str
+    info: Mapping[str, Any]
+
+    @property
+    def untrained(self) -> bool:
+        """True when the weights are a random initialisation: every output says so."""
+        return self.kind == "untrained"
+
+    def identity(self) -> str:
+        """A stable key for caches derived from these weights (exports, engines)."""
+        if self.kind == "untrained":
+            return f"untrained-{self.spec.backbone}-seed{self.info.get('seed', 0)}"
+        return file_sha256(Path(self.origin))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def untrained_model(spec: ModelSpec | None = None, *, seed: int = 0) -> LoadedModel:
+    """A deterministic random model (same seed -> same weights on every machine and backend)."""
+    spec = spec or ModelSpec()
+    return LoadedModel(
+        model=build_model(spec, seed=seed),
+        spec=spec,
+        kind="untrained",
+        origin=f"untrained (seed {seed})",
+        info={"seed": seed},
+    )
+
+
+def save_checkpoint(
+    path: Path, model: DeepfakeNet, *, info: Mapping[str, Any] | None = None
+) -> None:
+    """Write a dfstream checkpoint: weights plus the model's spec and JSON-able info."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "metadata": model.spec.to_json(),
+        "info": json.dumps(dict(info or {}), sort_keys=True),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def _safe_load(path: Path) -> Any:
+    if not path.exists():
+        raise WeightsError(f"{path}: no such weights file; {WEIGHTS_HELP}")
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, expected a weights file; {WEIGHTS_HELP}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"{path}: refused to load: it holds pickled objects other than tensors, which could "
+            f"run code ({first[:160]})"
+        ) from exc
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: not a readable torch checkpoint ({first[:160]})") from exc
+
+
+def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
+    # Checkpoints saved from nn.DataParallel carry a "module." prefix on every key.
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module.") :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def load_state_strict(model: DeepfakeNet, state: Mapping[str, Any], where: str) -> None:
+    """Load a state dict strictly; the error names the first key that does not fit."""
+    expected = model.state_dict()
+    for key, ref in expected.items():
+        if key not in state:
+            raise WeightsError(f"{where}: weights do not fit the model: missing key {key!r}")
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{where}: weights do not fit the model: {key!r} is not a tensor")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise WeightsError(
+                f"{where}: weights do not fit the model: {key!r} has shape "
+                f"{list(value.shape)}, expected {list(ref.shape)}"
+            )
+    for key in state:
+        if key not in expected:
+            raise WeightsError(f"{where}: weights do not fit the model: unexpected key {key!r}")
+    model.load_state_dict(state, strict=True)
+
+
+def load_weights(path: Path, *, window: int | None = None) -> LoadedModel:
+    """Load a dfstream or public checkpoint; ``window`` overrides the stored T."""
+    data = _safe_load(path)
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{path}: expected a dict of weights but found {type(data).__name__}")
+    if data.get("format") == CHECKPOINT_FORMAT:
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise WeightsError(
+                f"{path}: checkpoint format version {version} is newer than this dfstream "
+                f"understands ({FORMAT_VERSION}); upgrade dfstream"
+            )
+        try:
+            spec = ModelSpec.from_json(str(data["metadata"]))
+            info = json.loads(str(data.get("info", "{}")))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+        if window is not None:
+            spec = spec.replace(window=window)
+        model = DeepfakeNet(spec).eval()
+        load_state_strict(model, _strip_prefix(data["state_dict"]), str(path))
+        return LoadedModel(model=model, spec=spec, kind="dfstream", origin=str(path), info=info)
+
+    state = _strip_prefix(data)
+    if "lstm.weight_ih_l0" in state or any(k.startswith("model.") for k in state):
+        spec = compat_spec(window or compat_window_from_name(path.name) or 20)
+        model = DeepfakeNet(spec).eval()
+        load_state_strict(model, state, str(path))
+        return LoadedModel(model=model, spec=spec, kind="compat", origin=str(path), info={})
+    first = next(iter(state), None)
+    raise WeightsError(
+        f"{path}: not a dfstream checkpoint nor a public ResNeXt50+LSTM state dict "
+        f"(first key {first!r}); {WEIGHTS_HELP}"
+    )

@@ -1,0 +1,101 @@
+"""The CNN + LSTM deepfake classifier, split into ``embed`` (crops -> features) and ``score``
+(windows of features -> P(fake)) so that every crop goes through the CNN exactly once.
+
+Parameter names follow the public ResNeXt50+LSTM checkpoints (``model.*`` for the backbone,
+``lstm.*``, ``linear1.*``) so those state dicts load strictly into the same class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from dfstream.model.spec import ModelSpec
+
+
+def _backbone_trunk(name: str) -> nn.Sequential:
+    # Imported here: torchvision is only needed once a model is built.
+    from torchvision import models
+
+    if name == "resnext50":
+        net: nn.Module = models.resnext50_32x4d(weights=None)
+    elif name == "small":
+        net = models.resnet18(weights=None)
+    else:  # pragma: no cover - ModelSpec validates the name
+        raise ValueError(f"unknown backbone {name!r}")
+    # Everything up to layer4: drop avgpool and fc, as the public checkpoints do.
+    return nn.Sequential(*list(net.children())[:-2])
+
+
+class DeepfakeNet(nn.Module):
+    """Backbone trunk -> global average pool -> LSTM temporal head -> linear -> class logits."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = _backbone_trunk(spec.backbone)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.lstm = nn.LSTM(
+            spec.feature_dim,
+            spec.hidden_size,
+            1,
+            bias=spec.lstm_bias,
+            batch_first=spec.head_mode == "sequence",
+        )
+        self.dp = nn.Dropout(spec.dropout)
+        self.linear1 = nn.Linear(spec.hidden_size, len(spec.labels))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, feature_dim) features."""
+        return torch.flatten(self.avgpool(self.model(images)), 1)
+
+    def logits(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, T, feature_dim) windows of features -> (N, classes) logits."""
+        if self.spec.head_mode == "sequence":
+            out, _ = self.lstm(windows)
+            last = out[:, -1, :]
+        else:
+            # The public checkpoints' prediction code handed a (1, T, F) tensor to an LSTM with
+            # batch_first=False: every frame is its own length-1 sequence from a zero state, and
+            # only the last frame's output is classified. Reproduce exactly that.
+            step = windows[:, -1:, :].transpose(0, 1)  # (1, N, F): one step, N sequences
+            out, _ = self.lstm(step)
+            last = out[0]
+        return self.linear1(self.dp(last))
+
+    def score(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, T, feature_dim) -> (N,) probability of FAKE."""
+        return torch.softmax(self.logits(windows).float(), dim=1)[:, self.spec.fake_index]
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """(N, T, 3, S, S) clips -> (N,) P(fake); used by training and the naive reference."""
+        n, t = clips.shape[:2]
+        feats = self.embed(clips.flatten(0, 1)).view(n, t, -1)
+        return self.score(feats)
+
+
+def build_model(spec: ModelSpec, *, seed: int | None = None) -> DeepfakeNet:
+    """A model in eval mode; with ``seed`` its random initialisation is deterministic and
+    independent of the global RNG (always drawn on the CPU, whatever device it runs on later)."""
+    if seed is None:
+        return DeepfakeNet(spec).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DeepfakeNet(spec).eval()
+
+
+def preprocess(crops: np.ndarray, spec: ModelSpec) -> torch.Tensor:
+    """(N, S, S, 3) uint8 crops in the model's colour order -> (N, 3, S, S) float32, scaled to
+    [0, 1] and normalised with the spec's mean/std. The single definition used everywhere."""
+    if crops.ndim != 4 or crops.shape[3] != 3 or crops.dtype != np.uint8:
+        raise ValueError(f"crops: expected (N, S, S, 3) uint8 but got {crops.shape} {crops.dtype}")
+    if crops.shape[1] != spec.input_size or crops.shape[2] != spec.input_size:
+        raise ValueError(
+            f"crops: expected {spec.input_size}x{spec.input_size} but got "
+            f"{crops.shape[1]}x{crops.shape[2]}"
+        )
+    images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((images - mean) / std).contiguous()

@@ -1,0 +1,1 @@
+"""Threads, queues, batching, window caches and scoring."""

@@ -1,0 +1,204 @@
+"""The per-source worker threads: a reader that decodes, an analyzer that samples, detects,
+tracks and crops. Both end by sending a control message that is never dropped, also on error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dfstream.errors import DfstreamError
+from dfstream.faces import FaceDetector, IouTracker, crop_face
+from dfstream.pipeline.queues import Backpressure, BoundedQueue
+from dfstream.pipeline.state import StreamState
+from dfstream.sources import open_source
+from dfstream.types import FaceCrop, Frame, StatusEvent
+
+
+@dataclass(frozen=True)
+class SourceEnd:
+    """The reader is done: normally (error None), on an error, or because of a stop."""
+
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TrackEnd:
+    """A face track ended; its window cache can go."""
+
+    stream_id: str
+    track_id: int
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The analyzer is done with a stream; every crop of it was queued before this."""
+
+    stream_id: str
+    error: str | None
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """A status event to emit from the inference thread (the only thread that writes sinks)."""
+
+    event: StatusEvent
+
+
+CropMessage = FaceCrop | TrackEnd | StreamEnd | Status
+
+
+@dataclass(frozen=True)
+class AnalyzerSettings:
+    """How frames are sampled, how often faces are detected, and how crops are cut."""
+
+    analysis_fps: float | None
+    detect_every: int
+    max_seconds: float | None
+    iou_threshold: float
+    max_misses: int
+    crop_margin: float
+    crop_size: int
+    color_order: str
+
+
+def run_reader(
+    spec: str,
+    state: StreamState,
+    frames: BoundedQueue[Frame | SourceEnd],
+    crops: BoundedQueue[CropMessage],
+    settings: AnalyzerSettings,
+    stop: threading.Event,
+) -> None:
+    """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops."""
+    error: str | None = None
+    try:
+        with open_source(spec, stream_id=state.stream_id) as source:
+            state.source = source.source
+            state.live = source.live
+            state.media_duration_s = source.media_duration_s
+            state.input_fps = source.fps
+            state.set_state("connected")
+            crops.put_control(Status(StatusEvent(state.stream_id, "connected", "", time.time())))
+            for frame in source.frames():
+                if stop.is_set():
+                    break
+                if settings.max_seconds is not None and frame.pts_seconds >= settings.max_seconds:
+                    break
+                state.frames_decoded += 1
+                if not frames.put(frame):
+                    break
+                state.dropped = frames.dropped
+    except DfstreamError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
+        error = f"{spec}: unexpected {type(exc).__name__}: {exc}"
+    finally:
+        frames.put_control(SourceEnd(error))
+
+
+def _sampled(pts: float, next_time: float, period: float | None) -> tuple[bool, float]:
+    if period is None:
+        return True, next_time
+    if pts + 1e-6 < next_time:
+        return False, next_time
+    following = next_time + period
+    return True, following if following > pts else pts + period
+
+
+def run_analyzer(
+    state: StreamState,
+    frames: BoundedQueue[Frame | SourceEnd],
+    crops: BoundedQueue[CropMessage],
+    settings: AnalyzerSettings,
+    detector_factory: Callable[[], FaceDetector],
+) -> None:
+    """Turn the frames of one stream into face crops and track-end messages."""
+    stream_id = state.stream_id
+    error: str | None = None
+    failure: BaseException | None = None
+    ended = False
+    try:
+        detector = detector_factory()
+        tracker = IouTracker(iou_threshold=settings.iou_threshold, max_misses=settings.max_misses)
+        period = 1.0 / settings.analysis_fps if settings.analysis_fps else None
+        next_time = 0.0
+        analyzed = 0
+        while True:
+            item = frames.get()
+            if isinstance(item, SourceEnd):
+                error, ended = item.error, True
+                break
+            take, next_time = _sampled(item.pts_seconds, next_time, period)
+            state.last_media_time = item.pts_seconds
+            if not take:
+                continue
+            if analyzed % settings.detect_every == 0:
+                tracker.update(detector.detect(item.image_bgr))
+                for track_id in tracker.pop_ended():
+                    crops.put_control(TrackEnd(stream_id, track_id))
+            analyzed += 1
+            state.frames_analyzed = analyzed
+            for track in tracker.tracks():
+                crop = crop_face(
+                    item.image_bgr,
+                    track.box,
+                    margin=settings.crop_margin,
+                    size=settings.crop_size,
+                    color_order=settings.color_order,  # type: ignore[arg-type]
+                )
+                message = FaceCrop(
+                    stream_id=stream_id,
+                    track_id=track.track_id,
+                    frame_index=item.index,
+                    media_time=item.pts_seconds,
+                    wall_time=item.wall_time,
+                    box=track.box,
+                    crop=crop,
+                )
+                if not crops.put(message):
+                    break
+    except DfstreamError as exc:
+        error = str(exc)
+    except BaseException as exc:  # noqa: BLE001 - re-raised where the pipeline is joined
+        error = f"{stream_id}: internal error in the analyzer: {type(exc).__name__}: {exc}"
+        failure = exc
+    finally:
+        if not ended:
+            _drain_until_end(frames)
+        crops.put_control(StreamEnd(stream_id, error, failure))
+
+
+def _drain_until_end(frames: BoundedQueue[Frame | SourceEnd]) -> None:
+    # Keep the reader from blocking forever on a full queue after the analyzer failed.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            if isinstance(frames.get(timeout=0.1), SourceEnd):
+                return
+        except Exception:  # noqa: BLE001 - queue.Empty: keep waiting until the deadline
+            continue
+
+
+def start_thread(name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+    """Start a daemon worker thread (a hung decoder must never keep the process alive)."""
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = [
+    "AnalyzerSettings",
+    "Backpressure",
+    "CropMessage",
+    "SourceEnd",
+    "Status",
+    "StreamEnd",
+    "TrackEnd",
+    "run_analyzer",
+    "run_reader",
+    "start_thread",
+]

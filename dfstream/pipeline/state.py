@@ -1,0 +1,147 @@
+"""Live, read-mostly state of each stream and face, for dashboards and progress lines.
+
+Each field has one writer thread (reader, analyzer or inference); readers such as the dashboard
+take ``snapshot()`` copies and never hold a lock across rendering.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dfstream.types import Box, Verdict
+
+RECENT_SCORES = 48
+
+
+@dataclass
+class FaceState:
+    """One face track as last seen."""
+
+    track_id: int
+    smoothed: float
+    box: Box
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_SCORES))
+    active: bool = True
+
+
+@dataclass
+class StreamState:
+    """Counters and current scores of one stream."""
+
+    stream_id: str
+    source: str
+    live: bool = False
+    state: str = "starting"
+    input_fps: float | None = None
+    media_duration_s: float | None = None
+    last_media_time: float = 0.0
+    frames_decoded: int = 0
+    frames_analyzed: int = 0
+    crops_embedded: int = 0
+    windows_scored: int = 0
+    dropped: int = 0
+    verdict: Verdict = Verdict.NO_FACES
+    score: float | None = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    error: str | None = None
+    faces: dict[int, FaceState] = field(default_factory=dict)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def set_state(self, state: str) -> None:
+        """Record the source's connection state."""
+        self.state = state
+
+    def record_score(self, track_id: int, score: float, smoothed: float, box: Box) -> None:
+        """Called by the inference thread for each scored window."""
+        with self._lock:
+            face = self.faces.get(track_id)
+            if face is None:
+                face = self.faces[track_id] = FaceState(track_id, smoothed, box)
+            face.smoothed, face.box, face.active = smoothed, box, True
+            face.recent.append(score)
+
+    def end_face(self, track_id: int) -> None:
+        """The track ended: keep its numbers, mark it gone."""
+        with self._lock:
+            if track_id in self.faces:
+                self.faces[track_id].active = False
+
+    def latency_percentiles(self) -> tuple[float, float] | None:
+        """(p50, p95) of recent decode-to-score latencies in ms, or None before any score."""
+        with self._lock:
+            values = list(self.latencies_ms)
+        if not values:
+            return None
+        p50, p95 = np.percentile(values, [50, 95])
+        return float(p50), float(p95)
+
+    def snapshot(self) -> StreamSnapshot:
+        """A consistent copy for rendering."""
+        with self._lock:
+            faces = tuple(
+                FaceSnapshot(f.track_id, f.smoothed, f.box, tuple(f.recent), f.active)
+                for f in self.faces.values()
+            )
+        now = self.ended_at or time.time()
+        return StreamSnapshot(
+            stream_id=self.stream_id,
+            source=self.source,
+            live=self.live,
+            state=self.state,
+            input_fps=self.input_fps,
+            media_duration_s=self.media_duration_s,
+            last_media_time=self.last_media_time,
+            frames_decoded=self.frames_decoded,
+            frames_analyzed=self.frames_analyzed,
+            crops_embedded=self.crops_embedded,
+            windows_scored=self.windows_scored,
+            dropped=self.dropped,
+            verdict=self.verdict,
+            score=self.score,
+            elapsed_s=now - self.started_at,
+            latency_ms=self.latency_percentiles(),
+            error=self.error,
+            faces=faces,
+        )
+
+
+@dataclass(frozen=True)
+class FaceSnapshot:
+    """A face as rendered: id, smoothed score, box, recent window scores, still visible."""
+
+    track_id: int
+    smoothed: float
+    box: Box
+    recent: tuple[float, ...]
+    active: bool
+
+
+@dataclass(frozen=True)
+class StreamSnapshot:
+    """A stream as rendered at one instant."""
+
+    stream_id: str
+    source: str
+    live: bool
+    state: str
+    input_fps: float | None
+    media_duration_s: float | None
+    last_media_time: float
+    frames_decoded: int
+    frames_analyzed: int
+    crops_embedded: int
+    windows_scored: int
+    dropped: int
+    verdict: Verdict
+    score: float | None
+    elapsed_s: float
+    latency_ms: tuple[float, float] | None
+    error: str | None
+    faces: tuple[FaceSnapshot, ...]

@@ -1,0 +1,234 @@
+"""Small frozen dataclasses passed between stages, validated where they are made.
+
+Boxes are ``(x1, y1, x2, y2)`` in full-frame pixel coordinates, floats.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+def _check_image(name: str, image: np.ndarray, *, square: bool = False) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array but got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name}: expected shape (H, W, 3) but got {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected dtype uint8 but got {image.dtype}")
+    if square and image.shape[0] != image.shape[1]:
+        raise ValueError(f"{name}: expected a square crop but got {image.shape[:2]}")
+
+
+def _check_box(name: str, box: Box) -> None:
+    if len(box) != 4:
+        raise ValueError(f"{name}: expected 4 coordinates but got {len(box)}")
+    x1, y1, x2, y2 = box
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"{name}: expected x2 > x1 and y2 > y1 but got {box}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded video frame: where it came from, when, and its BGR pixels."""
+
+    stream_id: str
+    index: int
+    pts_seconds: float
+    wall_time: float
+    image_bgr: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_image("Frame.image_bgr", self.image_bgr)
+        if self.index < 0:
+            raise ValueError(f"Frame.index: expected >= 0 but got {self.index}")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A face found by a detector: box, confidence and, when the detector gives them, five
+    landmarks (right eye, left eye, nose tip, right and left mouth corner) as a (5, 2) array."""
+
+    box: Box
+    score: float
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_box("Detection.box", self.box)
+        if self.landmarks is not None and self.landmarks.shape != (5, 2):
+            raise ValueError(
+                f"Detection.landmarks: expected shape (5, 2) but got {self.landmarks.shape}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCrop:
+    """A square face crop cut by the model's crop rule, ready for the backbone."""
+
+    stream_id: str
+    track_id: int
+    frame_index: int
+    media_time: float
+    wall_time: float
+    box: Box
+    crop: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_box("FaceCrop.box", self.box)
+        _check_image("FaceCrop.crop", self.crop, square=True)
+
+
+class Verdict(str, enum.Enum):
+    """What dfstream currently believes about a stream (or a whole video)."""
+
+    REAL = "REAL"
+    FAKE = "FAKE"
+    UNCERTAIN = "UNCERTAIN"
+    NO_FACES = "NO_FACES"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreEvent:
+    """One scored window of one face track."""
+
+    stream_id: str
+    track_id: int
+    frame_index: int
+    media_time: float
+    score: float
+    smoothed: float
+    box: Box
+    latency_ms: float
+    wall_time: float
+    untrained: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL ``score`` event."""
+        return {
+            "type": "score",
+            "stream": self.stream_id,
+            "track": self.track_id,
+            "frame_index": self.frame_index,
+            "media_time": round(self.media_time, 4),
+            "score": round(self.score, 6),
+            "smoothed": round(self.smoothed, 6),
+            "box": [round(v, 1) for v in self.box],
+            "latency_ms": round(self.latency_ms, 2),
+            "wall_time": round(self.wall_time, 3),
+            "untrained": self.untrained,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictEvent:
+    """The verdict of a stream changed."""
+
+    stream_id: str
+    verdict: Verdict
+    score: float
+    media_time: float
+    wall_time: float
+    untrained: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL ``verdict`` event."""
+        return {
+            "type": "verdict",
+            "stream": self.stream_id,
+            "verdict": self.verdict.value,
+            "score": round(self.score, 6),
+            "media_time": round(self.media_time, 4),
+            "wall_time": round(self.wall_time, 3),
+            "untrained": self.untrained,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """A source changed state (connected, disconnected, reconnecting, stalled, ended, failed)."""
+
+    stream_id: str
+    state: str
+    reason: str
+    wall_time: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL ``status`` event."""
+        return {
+            "type": "status",
+            "stream": self.stream_id,
+            "state": self.state,
+            "reason": self.reason,
+            "wall_time": round(self.wall_time, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSummary:
+    """What one face track amounted to by the end of its stream."""
+
+    track_id: int
+    windows: int
+    mean_score: float
+    max_score: float
+    first_media_time: float
+    last_media_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """The end of one stream: counters, the whole-video verdict and any error."""
+
+    stream_id: str
+    source: str
+    verdict: Verdict
+    score: float | None
+    frames_decoded: int
+    frames_analyzed: int
+    crops_embedded: int
+    windows_scored: int
+    tracks: tuple[TrackSummary, ...]
+    duration_s: float
+    media_duration_s: float | None
+    untrained: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL ``summary`` event."""
+        return {
+            "type": "summary",
+            "stream": self.stream_id,
+            "source": self.source,
+            "verdict": self.verdict.value,
+            "score": None if self.score is None else round(self.score, 6),
+            "frames_decoded": self.frames_decoded,
+            "frames_analyzed": self.frames_analyzed,
+            "crops_embedded": self.crops_embedded,
+            "windows_scored": self.windows_scored,
+            "tracks": len(self.tracks),
+            "track_details": [
+                {
+                    "track": t.track_id,
+                    "windows": t.windows,
+                    "mean_score": round(t.mean_score, 6),
+                    "max_score": round(t.max_score, 6),
+                    "first_media_time": round(t.first_media_time, 4),
+                    "last_media_time": round(t.last_media_time, 4),
+                }
+                for t in self.tracks
+            ],
+            "duration_s": round(self.duration_s, 3),
+            "media_duration_s": (
+                None if self.media_duration_s is None else round(self.media_duration_s, 4)
+            ),
+            "untrained": self.untrained,
+            "error": self.error,
+        }
+
+
+Event = ScoreEvent | VerdictEvent | StatusEvent | StreamSummary
