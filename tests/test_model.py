@@ -134,7 +134,7 @@ def test_missing_key_is_named(tmp_path: Path) -> None:
     del state["lstm.weight_hh_l0"]
     path = tmp_path / "model.pt"
     torch.save(state, path)
-    with pytest.raises(WeightsError, match="missing key 'lstm.weight_hh_l0'"):
+    with pytest.raises(WeightsError, match=r"missing key 'lstm\.weight_hh_l0'"):
         load_weights(path)
 
 

@@ -35,5 +35,5 @@ class InferenceBackend(ABC):
         """One line for the dashboard header and the summary, e.g. ``torch fp32 on cpu``."""
         return f"{self.name} on {self.device}"
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Release device resources (optional)."""
