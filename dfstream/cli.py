@@ -16,6 +16,7 @@ an exit code. Exit codes (also in ``--help`` and the README):
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -50,7 +51,10 @@ other commands:
   dfstream bench [--quick]   throughput of the whole pipeline on a generated clip
 """
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {}
+# Subcommands, each a module with ``main(argv) -> int``; imported only when used.
+SUBCOMMANDS: dict[str, str] = {
+    "bench": "dfstream.bench",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,10 +222,9 @@ def analyze(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def _register_subcommands() -> None:
-    from dfstream.bench import main as bench_main
-
-    SUBCOMMANDS["bench"] = bench_main
+def _run_subcommand(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(SUBCOMMANDS[name])
+    return int(module.main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,9 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        _register_subcommands()
         if argv and argv[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[argv[0]](argv[1:])
+            return _run_subcommand(argv[0], argv[1:])
         return analyze(argv)
     except DfstreamError as exc:
         if debug:
