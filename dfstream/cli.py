@@ -29,6 +29,7 @@ from typing import NoReturn
 from rich.console import Console
 
 from dfstream import __version__
+from dfstream.config import AnalyzeConfig
 from dfstream.errors import DfstreamError, UsageError
 
 EXIT_OK = 0
@@ -142,10 +143,8 @@ def _model_cache() -> Path:
     return default_model_cache(xdg_cache_home=os.environ.get("XDG_CACHE_HOME"))
 
 
-def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
     """Build the run's frozen config from parsed arguments."""
-    from dfstream.config import AnalyzeConfig
-
     try:
         return AnalyzeConfig(
             sources=tuple(args.sources),
