@@ -295,8 +295,21 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; never lets an expected error out as a traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the console script; never lets an expected error out as a traceback.
+
+    Run as a program (``argv`` None), an interrupted run leaves with ``os._exit`` once every
+    output is finalised and flushed: the interpreter's own teardown (torch, threads still
+    blocked in FFmpeg on a dead socket) can take seconds, and Ctrl-C must end within 5 s.
+    """
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None and code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         if argv and argv[0] in SUBCOMMANDS:

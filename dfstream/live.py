@@ -42,6 +42,15 @@ def safe_message(text: object) -> str:
     return redact(" ".join(str(text).split()))
 
 
+_ANSWERED = (
+    av.error.ConnectionRefusedError,
+    av.error.HTTPError,
+    av.error.HTTPClientError,
+    av.error.FileNotFoundError,
+)
+"""Errors that prove the other side answered: never reported as a timeout."""
+
+
 def describe_open_error(error: BaseException, settings: LiveSettings) -> str:
     """Why a live source could not be opened, and what to check, without the URL."""
     if isinstance(error, av.error.ConnectionRefusedError):
@@ -68,6 +77,7 @@ def connect(inp: LiveInput, settings: LiveSettings) -> Any:
     """Open ``inp`` with the open and read timeouts; a container with a video stream, or a
     ``SourceError`` naming the source (redacted) and the reason."""
     read_timeout = min(settings.read_timeout, settings.stall_timeout)
+    started = time.monotonic()
     try:
         container = av.open(
             inp.url,
@@ -77,6 +87,11 @@ def connect(inp: LiveInput, settings: LiveSettings) -> Any:
             timeout=(settings.open_timeout, read_timeout),
         )
     except (av.error.FFmpegError, OSError) as error:
+        # A silent peer surfaces as whatever FFmpeg's socket timeout turns into (often
+        # "Invalid data"); what the user needs to hear is that nothing answered in time.
+        timed_out = time.monotonic() - started >= 0.9 * min(settings.open_timeout, read_timeout)
+        if timed_out and not isinstance(error, _ANSWERED):
+            error = TimeoutError()
         raise SourceError(f"{inp.display}: {describe_open_error(error, settings)}") from None
     if not container.streams.video:
         container.close()
@@ -192,15 +207,17 @@ class LiveSource(Source):
         backoff = Backoff(self.settings.backoff_base, self.settings.backoff_max)
         try:
             while True:
+                first = index
                 outcome, reason, index = yield from self._session(index)
                 self._drop_container()
                 if outcome in ("ended", "stopped"):
                     return
+                if index > first:
+                    backoff.reset()  # a connection that opens but yields nothing keeps backing off
                 self._status(outcome, reason)
                 if not self._reconnect(backoff, reason):
                     return
                 self._status("connected", f"reconnected after {backoff.attempts} attempt(s)")
-                backoff.reset()
         finally:
             with self._lock:
                 self._iterating = False

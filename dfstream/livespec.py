@@ -123,24 +123,22 @@ def live_input(
 ) -> LiveInput:
     """The FFmpeg input for a live ``spec`` with low-latency options.
 
-    All network inputs get ``fflags=nobuffer``, ``flags=low_delay`` and a small probe
-    (``probesize`` 500 kB, ``analyzeduration`` 1 s) so that frames are decoded as they arrive
-    instead of being buffered. RTSP gets ``rtsp_transport`` (TCP by default: no UDP packet loss
-    through NAT/firewalls) and a socket ``timeout`` in microseconds; HTTP gets ``rw_timeout``
-    (microseconds) and reconnect-on-EOF off (dfstream reconnects itself, with backoff).
+    All network inputs get ``flags=low_delay`` and a small probe (``probesize`` 500 kB,
+    ``analyzeduration`` 1 s) so that decoding starts quickly. RTSP also gets
+    ``fflags=nobuffer`` (frames are decoded as they arrive; the few packets read while probing
+    are dropped), ``rtsp_transport`` (TCP by default: no UDP packet loss through NAT and
+    firewalls) and a socket ``timeout`` in microseconds; HTTP gets ``rw_timeout``
+    (microseconds) and FFmpeg's own reconnect off (dfstream reconnects, with backoff).
     """
     scheme = scheme_of(spec)
     socket_us = str(int(max(open_timeout, read_timeout) * 1_000_000))
-    options = {
-        "fflags": "nobuffer",
-        "flags": "low_delay",
-        "probesize": "500000",
-        "analyzeduration": "1000000",
-    }
+    options = {"flags": "low_delay", "probesize": "500000", "analyzeduration": "1000000"}
     if scheme in ("rtsp", "rtsps"):
-        options |= {"rtsp_transport": transport, "timeout": socket_us}
+        options |= {"fflags": "nobuffer", "rtsp_transport": transport, "timeout": socket_us}
         return LiveInput(spec, display, "rtsp", "rtsp", options)
     if scheme in ("http", "https"):
+        # No fflags=nobuffer here: it discards the packets read while probing, i.e. the first
+        # frames of a file or playlist, and HTTP latency is set by the server, not by probing.
         options |= {"rw_timeout": socket_us, "reconnect": "0"}
         path = spec.split("?", 1)[0].lower()
         kind = "hls" if path.endswith(".m3u8") else "http"

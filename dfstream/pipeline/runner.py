@@ -65,7 +65,8 @@ class PipelineSettings:
     """Crops a live stream may have waiting for the CNN (default: one batch); small, so that
     a slow model makes the frame queue drop instead of letting latency pile up."""
     drain_s: float = 1.5
-    """After a stop, crops already queued are still scored for this long, then skipped."""
+    """After a stop, queued crops are still scored while the next CNN call (judged by the
+    last one's duration) would end within this many seconds; later ones are skipped."""
     stop_grace_s: float = 3.0
     """After a stop, streams whose reader is stuck (a dead socket) are ended after this long."""
 
@@ -137,6 +138,7 @@ class Pipeline:
             self.states[stream_id] = StreamState(stream_id=stream_id, source=shown)
             self._scorers[stream_id] = StreamScorer(settings.scoring)
         self._threads: list[threading.Thread] = []
+        self._last_embed_s = 0.0
         self._failure: BaseException | None = None
 
     def stop(self) -> None:
@@ -218,7 +220,9 @@ class Pipeline:
 
     def _draining_too_long(self) -> bool:
         stopped = self._stopped_at
-        return stopped is not None and time.monotonic() - stopped > self.settings.drain_s
+        if stopped is None:
+            return False
+        return time.monotonic() - stopped + self._last_embed_s > self.settings.drain_s
 
     def _step(self, summaries: dict[str, StreamSummary]) -> None:
         pending: list[FaceCrop] = []
@@ -247,7 +251,9 @@ class Pipeline:
     def _infer(self, crops: list[FaceCrop]) -> None:
         if not crops:
             return
+        started = time.monotonic()
         features = self.backend.embed(np.stack([c.crop for c in crops]))
+        self._last_embed_s = time.monotonic() - started
         self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
         for crop, feature in zip(crops, features, strict=True):
