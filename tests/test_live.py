@@ -8,6 +8,7 @@ killed, or frozen with SIGSTOP for a stall). Servers are stopped on every path.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,10 @@ from tests.live_servers import (
 )
 from tests.media import write_clip
 
-pytestmark = pytest.mark.network
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command"),
+]
 
 PASSWORD = "Tr0ub4dor-s3cret"
 FAST = LiveSettings(open_timeout=2.0, read_timeout=2.0, stall_timeout=1.5, backoff_max=1.0)
@@ -147,11 +151,18 @@ def test_four_streams_share_batches_and_bad_sources_fail_alone(
             server.url("/nope"),  # wrong path
             f"rtsp://127.0.0.1:{silent}/x",  # a host that never answers
         ]
-        cli = Cli(tmp_path, bad, "--sources", str(listing), "--analysis-fps", "3")
+        # Long read/stall timeouts: once the server is frozen, every reader sits inside FFmpeg
+        # on a silent socket, and Ctrl-C must still end the run within 5 s.
+        cli = Cli(
+            tmp_path, bad, "--sources", str(listing), "--analysis-fps", "3",
+            "--read-timeout", "60", "--stall-timeout", "60",
+        )  # fmt: skip
         try:
             good = [server.url(p) for p in paths]
             assert wait_for(lambda: all(cli.of("score", g) for g in good), 120), cli.outputs()
             assert cli.process.poll() is None
+            server.pause()
+            time.sleep(1.0)
             elapsed = cli.interrupt()
         finally:
             cli.kill()
@@ -168,6 +179,8 @@ def test_four_streams_share_batches_and_bad_sources_fail_alone(
     (stats,) = cli.of("batch_stats")
     assert stats["multi_stream_batches"] >= 1 and stats["max_streams_per_batch"] >= 2
     assert len(cli.of("summary")) == 7
+    ended = [e for e in cli.of("status") if e["state"] == "ended"]
+    assert {e["stream"] for e in ended} == set(good) and cli.process.returncode == 130
 
 
 @pytest.mark.parametrize("case", ["closed port", "wrong path", "silent host", "bad password"])

@@ -61,13 +61,14 @@ class PipelineSettings:
     live: LiveSettings = field(default_factory=LiveSettings)
     live_frame_queue: int = 8
     """Frames a live source may have waiting (DROP_OLDEST): at 30 fps about 0.27 s."""
-    live_crop_queue: int | None = None
-    """Crops a live stream may have waiting for the CNN (default: one batch); small, so that
-    a slow model makes the frame queue drop instead of letting latency pile up."""
+    live_crop_queue: int = 4
+    """Crops a live stream may have waiting for the CNN. Small, so that a slow model makes the
+    frame queue drop instead of letting latency pile up (every waiting crop adds 1/rate s);
+    several live streams still fill a batch together."""
     drain_s: float = 1.5
     """After a stop, queued crops are still scored while the next CNN call (judged by the
     last one's duration) would end within this many seconds; later ones are skipped."""
-    stop_grace_s: float = 3.0
+    stop_grace_s: float = 2.5
     """After a stop, streams whose reader is stuck (a dead socket) are ended after this long."""
 
 
@@ -139,6 +140,8 @@ class Pipeline:
             self._scorers[stream_id] = StreamScorer(settings.scoring)
         self._threads: list[threading.Thread] = []
         self._last_embed_s = 0.0
+        self.frame_queues: dict[str, BoundedQueue[Frame | SourceEnd]] = {}
+        """Each stream's decoded-frame queue, for monitoring (size, drops)."""
         self._failure: BaseException | None = None
 
     def stop(self) -> None:
@@ -162,8 +165,8 @@ class Pipeline:
                 Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
                 self._stop,
             )
-            crop_size = settings.live_crop_queue or settings.batch
-            crops = self._fair.add_stream(crop_size if live else settings.crop_queue)
+            self.frame_queues[stream_id] = frames
+            crops = self._fair.add_stream(settings.live_crop_queue if live else settings.crop_queue)
             self._threads.append(
                 start_thread(
                     f"reader-{stream_id}",
