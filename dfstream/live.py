@@ -119,9 +119,11 @@ class Backoff:
 
 
 class LiveSource(Source):
-    """A camera or network stream; ``frames()`` runs until the stream ends, fails or stops."""
+    """A camera or network stream; ``frames()`` runs until the stream ends, fails or stops.
 
-    live = True
+    ``live`` is False for a file over HTTP (or a VOD playlist) with a known duration: it is
+    not real time, so the pipeline analyses it losslessly (WAIT) instead of dropping frames.
+    """
 
     def __init__(
         self,
@@ -145,7 +147,11 @@ class LiveSource(Source):
         stream = container.streams.video[0]
         self.width, self.height = int(stream.width or 0), int(stream.height or 0)
         self.fps = float(stream.average_rate) if stream.average_rate else None
-        self.media_duration_s = None
+        duration = container.duration  # known for HTTP files and VOD playlists
+        self.media_duration_s = duration / av.time_base if duration and duration > 0 else None
+        # Real time (drop frames rather than fall behind) unless it is a file served over
+        # HTTP: that one is pulled at our pace and analysed losslessly, like a local file.
+        self.live = not (inp.ends_normally and self.media_duration_s is not None)
         self.reconnects = 0
         self.corrupt_packets = 0
         self._offset = 0.0  # media time at which the current session starts

@@ -267,6 +267,8 @@ def test_http_progressive_and_hls_play_to_the_end(live_clip: Path, tmp_path: Pat
             with LiveSource.open(
                 spec, stream_id=spec, settings=FAST, on_status=lambda *s: statuses.append(s)
             ) as source:
+                assert source.live is False  # a file over HTTP is analysed losslessly
+                assert source.media_duration_s == pytest.approx(4.0, abs=0.2)
                 frames = list(source.frames())
             assert len(frames) == 100, spec
             times = [f.pts_seconds for f in frames]

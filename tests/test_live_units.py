@@ -177,3 +177,17 @@ def test_fair_gather_wakes_on_put_and_times_out_empty() -> None:
     q.put_control(-1)  # control messages do not count towards the batch
     q.put(1)
     assert fair.gather(1, 0.0) == [-1, 1]
+
+
+def test_second_interrupt_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfstream import cli
+
+    exits: list[int] = []
+    stops: list[bool] = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    interrupts = cli._Interrupts()
+    interrupts.on_first = lambda: stops.append(True)
+    interrupts(2, None)
+    assert stops == [True] and exits == []  # first: stop the sources, finish normally
+    interrupts(15, None)
+    assert exits == [130]  # second: leave now (the real os._exit never returns)

@@ -97,6 +97,8 @@ def run_reader(
         ) as source:
             state.source = source.source
             state.live = source.live
+            if not source.live:  # e.g. a file over HTTP: pulled at our pace, so lossless
+                frames.policy = Backpressure.WAIT
             state.media_duration_s = source.media_duration_s
             state.input_fps = source.fps
             state.set_state("connected")
