@@ -266,6 +266,8 @@ def analyze(argv: Sequence[str]) -> int:
     interrupts.install()
     run = prepare(config, console=err)
     interrupts.on_first = run.pipeline.stop
+    if interrupts.count:  # Ctrl-C while the model was loading: stop before any decoding
+        run.pipeline.stop()
     if run.loaded.untrained:
         err.print("dfstream: UNTRAINED model: scores are meaningless (pipeline check only)")
     snapshots = lambda: [s.snapshot() for s in run.pipeline.states.values()]  # noqa: E731
