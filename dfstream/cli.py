@@ -157,9 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live = p.add_argument_group(
         "live sources (RTSP, HTTP/HLS, webcams)",
-        "Live frames wait in a small queue that drops the oldest frame when analysis falls "
-        "behind (files never drop). A source that fails at start-up is reported and skipped; "
-        "once connected, outages are retried with exponential backoff and jitter.",
+        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), webcam, webcam:N,\n"
+        "/dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
+        "Live frames wait in a small queue that drops the oldest frame when analysis\n"
+        "falls behind (files never drop); live sources are analysed at 10 fps unless\n"
+        "--analysis-fps is given. A source that fails at start-up is reported and\n"
+        "skipped; once connected, outages are retried with exponential backoff + jitter.",
     )
     live.add_argument(
         "--open-timeout", type=_positive_float, default=10.0, metavar="S",
