@@ -16,6 +16,7 @@ from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalyzeConfig
 from dfstream.errors import WeightsError
 from dfstream.faces import FaceDetector, make_detector
+from dfstream.livespec import LiveSettings
 from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings
 from dfstream.pipeline.scoring import ScoringSettings
@@ -94,6 +95,13 @@ def pipeline_settings(config: AnalyzeConfig, loaded: LoadedModel) -> PipelineSet
         window=spec.window,
         stride=config.stride,
         batch=config.batch,
+        live=LiveSettings(
+            open_timeout=config.open_timeout,
+            read_timeout=config.read_timeout,
+            stall_timeout=config.stall_timeout,
+            reconnect=config.reconnect,
+            transport=config.rtsp_transport,
+        ),
     )
 
 

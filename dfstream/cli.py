@@ -86,6 +86,15 @@ def _probability(text: str) -> float:
     return value
 
 
+def _reconnect(text: str) -> int | None:
+    from dfstream.livespec import parse_reconnect
+
+    try:
+        return parse_reconnect(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream SOURCE...``."""
     p = _Parser(
@@ -95,7 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="video file or folder of videos")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="video file, folder of videos, rtsp:// rtsps:// http(s):// URL (HLS .m3u8 too), "
+        "or webcam, webcam:N, /dev/videoN",
+    )
+    p.add_argument(
+        "--sources",
+        dest="source_list",
+        type=Path,
+        metavar="FILE",
+        help="read more sources from FILE, one per line ('#' comments allowed)",
+    )
     model = p.add_mutually_exclusive_group()
     model.add_argument("--weights", type=Path, help="dfstream checkpoint or public model_*.pt")
     model.add_argument(
@@ -116,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--detect-every", type=_positive_int, default=5, help="detect every k-th analysed frame"
     )
     p.add_argument(
-        "--analysis-fps", type=_positive_float, help="analyse at most F frames/s (default: all)"
+        "--analysis-fps",
+        type=_positive_float,
+        help="analyse at most F frames/s (default: all frames of files, 10 fps of live sources)",
     )
     p.add_argument("--window", type=_positive_int, help="frames per window T (default: model's)")
     p.add_argument("--stride", type=_positive_int, default=5, help="new crops between windows")
@@ -132,6 +156,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-fake", action="store_true", help="exit 1 when any source is judged FAKE"
     )
+    live = p.add_argument_group(
+        "live sources (RTSP, HTTP/HLS, webcams)",
+        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), webcam, webcam:N,\n"
+        "/dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
+        "Live frames wait in a small queue that drops the oldest frame when analysis\n"
+        "falls behind (files never drop); live sources are analysed at 10 fps unless\n"
+        "--analysis-fps is given. A source that fails at start-up is reported and\n"
+        "skipped; once connected, outages are retried with exponential backoff + jitter.",
+    )
+    live.add_argument(
+        "--open-timeout", type=_positive_float, default=10.0, metavar="S",
+        help="give up connecting after S seconds (default 10)",
+    )  # fmt: skip
+    live.add_argument(
+        "--read-timeout", type=_positive_float, default=10.0, metavar="S",
+        help="a read waiting S seconds for data counts as a disconnect (default 10)",
+    )  # fmt: skip
+    live.add_argument(
+        "--stall-timeout", type=_positive_float, default=10.0, metavar="S",
+        help="connected but no frame for S seconds: report stalled and reconnect (default 10)",
+    )  # fmt: skip
+    live.add_argument(
+        "--reconnect", type=_reconnect, default=None, metavar="N|forever",
+        help="reconnect attempts per outage (default forever; files never reconnect)",
+    )  # fmt: skip
+    live.add_argument(
+        "--rtsp-transport", choices=("tcp", "udp"), default="tcp",
+        help="RTP transport for rtsp:// (default tcp: no packet loss through NAT/firewalls)",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"dfstream {__version__}")
     return p
@@ -145,9 +198,16 @@ def _model_cache() -> Path:
 
 def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
     """Build the run's frozen config from parsed arguments."""
+    from dfstream.livespec import read_source_list
+
+    sources = list(args.sources)
+    if args.source_list is not None:
+        sources += read_source_list(args.source_list)
+    if not sources:
+        raise UsageError("no sources: pass a file, folder, URL or webcam, or --sources FILE")
     try:
         return AnalyzeConfig(
-            sources=tuple(args.sources),
+            sources=tuple(sources),
             weights=args.weights,
             untrained=args.untrained,
             seed=args.seed,
@@ -167,6 +227,11 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
             dashboard=not args.no_dashboard,
             fail_on_fake=args.fail_on_fake,
             debug=args.debug,
+            open_timeout=args.open_timeout,
+            read_timeout=args.read_timeout,
+            stall_timeout=args.stall_timeout,
+            reconnect=args.reconnect,
+            rtsp_transport=args.rtsp_transport,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -204,6 +269,8 @@ def analyze(argv: Sequence[str]) -> int:
     interrupts.install()
     run = prepare(config, console=err)
     interrupts.on_first = run.pipeline.stop
+    if interrupts.count:  # Ctrl-C while the model was loading: stop before any decoding
+        run.pipeline.stop()
     if run.loaded.untrained:
         err.print("dfstream: UNTRAINED model: scores are meaningless (pipeline check only)")
     snapshots = lambda: [s.snapshot() for s in run.pipeline.states.values()]  # noqa: E731
@@ -221,14 +288,33 @@ def analyze(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _redact(text: str) -> str:
+    from dfstream.sources import redact
+
+    return redact(text)
+
+
 def _run_subcommand(name: str, argv: list[str]) -> int:
     module = importlib.import_module(SUBCOMMANDS[name])
     return int(module.main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; never lets an expected error out as a traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the console script; never lets an expected error out as a traceback.
+
+    Run as a program (``argv`` None), an interrupted run leaves with ``os._exit`` once every
+    output is finalised and flushed: the interpreter's own teardown (torch, threads still
+    blocked in FFmpeg on a dead socket) can take seconds, and Ctrl-C must end within 5 s.
+    """
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None and code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         if argv and argv[0] in SUBCOMMANDS:
@@ -237,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DfstreamError as exc:
         if debug:
             traceback.print_exc()
-        print(f"dfstream: error: {exc}", file=sys.stderr)
+        print(f"dfstream: error: {_redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except SystemExit as exc:  # argparse: --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -247,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"dfstream: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+            f"dfstream: internal error: {type(exc).__name__}: {_redact(str(exc))} (rerun with "
+            "--debug for the "
             "traceback)",
             file=sys.stderr,
         )

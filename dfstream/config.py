@@ -38,6 +38,12 @@ class AnalyzeConfig:
     dashboard: bool = True
     fail_on_fake: bool = False
     debug: bool = False
+    open_timeout: float = 10.0
+    read_timeout: float = 10.0
+    stall_timeout: float = 10.0
+    reconnect: int | None = None
+    """Reconnect attempts per outage of a live source; None = forever (files never reconnect)."""
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -52,6 +58,10 @@ class AnalyzeConfig:
             ("--analysis-fps", self.analysis_fps is None or self.analysis_fps > 0),
             ("--max-seconds", self.max_seconds is None or self.max_seconds > 0),
             ("--threshold", 0.0 <= self.threshold <= 1.0),
+            ("--open-timeout", self.open_timeout > 0),
+            ("--read-timeout", self.read_timeout > 0),
+            ("--stall-timeout", self.stall_timeout > 0),
+            ("--reconnect", self.reconnect is None or self.reconnect >= 0),
         )
         for flag, ok in checks:
             if not ok:

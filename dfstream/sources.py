@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ import av
 import av.error
 
 from dfstream.errors import SourceError
+from dfstream.livespec import LiveSettings, is_live_spec
 from dfstream.types import Frame
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -44,7 +45,7 @@ def _one_line(text: object) -> str:
 
 def redact(spec: str) -> str:
     """``spec`` with any ``user:password@`` part of a URL replaced by ``***@``, for display."""
-    return re.sub(r"(://)[^/@]*@", r"\1***@", spec)
+    return re.sub(r"(://)[^/?#\s]*@", r"\1***@", spec)
 
 
 def _ffmpeg_message(error: BaseException) -> str:
@@ -267,19 +268,34 @@ def _open_url(spec: str, *, stream_id: str) -> Source:
     if scheme == "file":
         return FileSource.open(Path(spec.split("://", 1)[1]), stream_id=stream_id)
     raise SourceError(
-        f"{redact(spec)}: live sources ({scheme}://) are not supported yet; "
-        "pass a video file or a folder of videos"
+        f"{redact(spec)}: unsupported URL scheme {scheme}://; use rtsp://, rtsps://, http://, "
+        "https://, file://, a webcam (webcam, webcam:N, /dev/videoN) or a video file"
     )
 
 
-def open_source(spec: str, *, stream_id: str | None = None) -> Source:
+def open_source(
+    spec: str,
+    *,
+    stream_id: str | None = None,
+    live: LiveSettings | None = None,
+    on_status: Callable[[str, str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Source:
     """Validate and open one source spec; ``stream_id`` defaults to the spec (redacted).
 
+    Network URLs and webcams open as ``dfstream.live.LiveSource`` with ``live`` settings
+    (timeouts, reconnect), reporting connection changes to ``on_status`` and ending on ``stop``.
     Raises ``SourceError`` with a one-line message for anything that cannot be opened.
     """
     if not spec:
         raise SourceError("empty source: pass a video file, a folder of videos or a URL")
     sid = stream_id if stream_id is not None else redact(spec)
+    if is_live_spec(spec):
+        from dfstream.live import LiveSource
+
+        return LiveSource.open(
+            spec, stream_id=sid, settings=live or LiveSettings(), on_status=on_status, stop=stop
+        )
     if "://" in spec:
         return _open_url(spec, stream_id=sid)
     return FileSource.open(Path(spec), stream_id=sid)

@@ -197,9 +197,16 @@ class StreamSummary:
     media_duration_s: float | None
     untrained: bool
     error: str | None = None
+    live: bool = False
+    dropped: int = 0
+    """Frames a live source dropped because analysis could not keep up."""
+    reconnects: int = 0
+    latency_ms: tuple[float, float] | None = None
+    """(p50, p95) of decode-to-score latency over the last scored windows, in ms."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
+        latency = self.latency_ms
         return {
             "type": "summary",
             "stream": self.stream_id,
@@ -228,7 +235,36 @@ class StreamSummary:
             ),
             "untrained": self.untrained,
             "error": self.error,
+            "live": self.live,
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "latency_p50_ms": None if latency is None else round(latency[0], 1),
+            "latency_p95_ms": None if latency is None else round(latency[1], 1),
         }
 
 
-Event = ScoreEvent | VerdictEvent | StatusEvent | StreamSummary
+@dataclass(frozen=True, slots=True)
+class BatchStatsEvent:
+    """How the inference thread batched crops over the whole run (emitted once, at the end)."""
+
+    batches: int
+    crops: int
+    multi_stream_batches: int
+    """Batches holding crops of more than one stream."""
+    max_streams_per_batch: int
+    wall_time: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL ``batch_stats`` event."""
+        return {
+            "type": "batch_stats",
+            "batches": self.batches,
+            "crops": self.crops,
+            "mean_batch": round(self.crops / self.batches, 3) if self.batches else 0.0,
+            "multi_stream_batches": self.multi_stream_batches,
+            "max_streams_per_batch": self.max_streams_per_batch,
+            "wall_time": round(self.wall_time, 3),
+        }
+
+
+Event = ScoreEvent | VerdictEvent | StatusEvent | StreamSummary | BatchStatsEvent

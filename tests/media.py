@@ -50,12 +50,14 @@ def write_clip(
     audio: bool = False,
     vfr: bool = False,
     faststart: bool = False,
+    gop: int | None = None,
 ) -> Path:
     """Write an H.264 (libx264, yuv420p) MP4 of ``frames`` frames; ``size`` is (width, height).
 
     ``vfr=True`` gives frames irregular timestamps (time base 1/1000 s); ``audio=True`` adds a
     mono AAC sine tone of the same length; ``faststart=True`` puts the index (moov) first, so
-    that a truncated copy still opens and fails part-way through decoding.
+    that a truncated copy still opens and fails part-way through decoding. ``gop`` sets the
+    keyframe interval (live-stream tests: a client joining mid-stream waits for a keyframe).
     """
     rng = np.random.default_rng(0)
     options = {"movflags": "faststart"} if faststart else {}
@@ -64,6 +66,8 @@ def write_clip(
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         if vfr:
             stream.time_base = Fraction(1, 1000)
             stream.codec_context.time_base = Fraction(1, 1000)

@@ -201,9 +201,9 @@ def test_decoder_error_mid_file(clip_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("spec", ["rtsp://user:secret@10.0.0.2/live", "webcam://0"])
-def test_live_sources_not_supported_yet(spec: str) -> None:
-    with pytest.raises(SourceError, match="not supported yet") as info:
+@pytest.mark.parametrize("spec", ["ftp://user:secret@10.0.0.2/live", "webcam://0"])
+def test_unsupported_url_scheme(spec: str) -> None:
+    with pytest.raises(SourceError, match="unsupported URL scheme") as info:
         open_source(spec)
     assert "secret" not in str(info.value)
 

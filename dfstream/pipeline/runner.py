@@ -7,7 +7,6 @@ the per-track window caches, scores the windows that are due, and turns scores i
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,8 @@ import numpy as np
 
 from dfstream.backends.base import InferenceBackend
 from dfstream.faces import FaceDetector
+from dfstream.livespec import LiveSettings, is_live_spec
+from dfstream.pipeline.fair import FairGather
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
 from dfstream.pipeline.stages import (
@@ -33,7 +34,9 @@ from dfstream.pipeline.stages import (
 from dfstream.pipeline.state import StreamState
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink
+from dfstream.sources import redact
 from dfstream.types import (
+    BatchStatsEvent,
     FaceCrop,
     Frame,
     ScoreEvent,
@@ -55,19 +58,51 @@ class PipelineSettings:
     batch_wait_s: float = 0.02
     frame_queue: int = 32
     crop_queue: int = 256
+    live: LiveSettings = field(default_factory=LiveSettings)
+    live_frame_queue: int = 8
+    """Frames a live source may have waiting (DROP_OLDEST): at 30 fps about 0.27 s."""
+    live_crop_queue: int = 4
+    """Crops a live stream may have waiting for the CNN. Small, so that a slow model makes the
+    frame queue drop instead of letting latency pile up (every waiting crop adds 1/rate s);
+    several live streams still fill a batch together."""
+    drain_s: float = 1.5
+    """After a stop, queued crops are still scored while the next CNN call (judged by the
+    last one's duration) would end within this many seconds; later ones are skipped."""
+    stop_grace_s: float = 2.5
+    """After a stop, streams whose reader is stuck (a dead socket) are ended after this long."""
 
 
 @dataclass
 class BatchStats:
-    """How full the CNN batches were."""
+    """How full the CNN batches were, and how often one batch mixed several streams."""
 
     batches: int = 0
     crops: int = 0
+    multi_stream_batches: int = 0
+    max_streams: int = 0
 
     @property
     def mean_size(self) -> float:
         """Average crops per CNN call."""
         return self.crops / self.batches if self.batches else 0.0
+
+    def add(self, crops: Sequence[FaceCrop]) -> None:
+        """Count one CNN call over ``crops``."""
+        streams = len({c.stream_id for c in crops})
+        self.batches += 1
+        self.crops += len(crops)
+        self.multi_stream_batches += streams > 1
+        self.max_streams = max(self.max_streams, streams)
+
+    def event(self) -> BatchStatsEvent:
+        """The JSONL ``batch_stats`` event."""
+        return BatchStatsEvent(
+            batches=self.batches,
+            crops=self.crops,
+            multi_stream_batches=self.multi_stream_batches,
+            max_streams_per_batch=self.max_streams,
+            wall_time=time.time(),
+        )
 
 
 class Pipeline:
@@ -91,21 +126,28 @@ class Pipeline:
         self.untrained = untrained
         self.batch_stats = BatchStats()
         self._stop = threading.Event()
-        self._crops: BoundedQueue[CropMessage] = BoundedQueue(
-            settings.crop_queue, Backpressure.WAIT, self._stop
+        self._stopped_at: float | None = None
+        self._fair: FairGather[CropMessage] = FairGather(
+            self._stop, is_data=lambda m: isinstance(m, FaceCrop)
         )
         self._cache = WindowCache(window=settings.window, stride=settings.stride)
         self.states: dict[str, StreamState] = {}
         self._scorers: dict[str, StreamScorer] = {}
         for spec in self.specs:
-            stream_id = spec if spec not in self.states else f"{spec}#{len(self.states)}"
-            self.states[stream_id] = StreamState(stream_id=stream_id, source=spec)
+            shown = redact(spec)  # stream ids end up in every output: never with a password
+            stream_id = shown if shown not in self.states else f"{shown}#{len(self.states)}"
+            self.states[stream_id] = StreamState(stream_id=stream_id, source=shown)
             self._scorers[stream_id] = StreamScorer(settings.scoring)
         self._threads: list[threading.Thread] = []
+        self._last_embed_s = 0.0
+        self.frame_queues: dict[str, BoundedQueue[Frame | SourceEnd]] = {}
+        """Each stream's decoded-frame queue, for monitoring (size, drops)."""
         self._failure: BaseException | None = None
 
     def stop(self) -> None:
         """Ask every source to stop; the run drains what is in flight and finishes normally."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         self._stop.set()
 
     @property
@@ -115,10 +157,16 @@ class Pipeline:
 
     def run(self) -> list[StreamSummary]:
         """Run to the end of every source (or a stop); one summary per source, in order."""
+        settings = self.settings
         for (stream_id, state), spec in zip(self.states.items(), self.specs, strict=True):
+            live = is_live_spec(spec)
             frames: BoundedQueue[Frame | SourceEnd] = BoundedQueue(
-                self.settings.frame_queue, Backpressure.WAIT, self._stop
+                settings.live_frame_queue if live else settings.frame_queue,
+                Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
+                self._stop,
             )
+            self.frame_queues[stream_id] = frames
+            crops = self._fair.add_stream(settings.live_crop_queue if live else settings.crop_queue)
             self._threads.append(
                 start_thread(
                     f"reader-{stream_id}",
@@ -126,9 +174,10 @@ class Pipeline:
                     spec,
                     state,
                     frames,
-                    self._crops,
-                    self.settings.analyzer,
+                    crops,
+                    settings.analyzer,
                     self._stop,
+                    settings.live,
                 )
             )
             self._threads.append(
@@ -137,8 +186,8 @@ class Pipeline:
                     run_analyzer,
                     state,
                     frames,
-                    self._crops,
-                    self.settings.analyzer,
+                    crops,
+                    settings.analyzer,
                     self.detector_factory,
                 )
             )
@@ -146,53 +195,57 @@ class Pipeline:
         try:
             while len(summaries) < len(self.states):
                 self._step(summaries)
+                self._end_stuck_streams(summaries)
         except BaseException:
             self._stop.set()
             raise
+        finally:
+            self.sink.handle(self.batch_stats.event())
+        deadline = time.monotonic() + (1.0 if self.stopping else 5.0)
         for thread in self._threads:
-            thread.join(timeout=2.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._failure is not None:
             raise self._failure
         return [summaries[s] for s in self.states]
 
+    def _end_stuck_streams(self, summaries: dict[str, StreamSummary]) -> None:
+        """After a stop, end the streams whose reader is still blocked (a dead socket that
+        FFmpeg waits on until its read timeout): their daemon threads are abandoned."""
+        if self._stopped_at is None:
+            return
+        if time.monotonic() - self._stopped_at < self.settings.stop_grace_s:
+            return
+        for stream_id in self.states:
+            if stream_id not in summaries:
+                summaries[stream_id] = self._end_stream(StreamEnd(stream_id, None))
+
     # -- inference loop -----------------------------------------------------------------
 
-    def _gather(self) -> list[CropMessage]:
-        """Block for one message, then take what arrives within ``batch_wait_s`` up to a batch."""
-        while True:
-            try:
-                items = [self._crops.get(timeout=0.2)]
-                break
-            except queue.Empty:
-                continue
-        crops = int(isinstance(items[0], FaceCrop))
-        deadline = time.monotonic() + self.settings.batch_wait_s
-        while crops < self.settings.batch:
-            remaining = deadline - time.monotonic()
-            try:
-                item = (
-                    self._crops.get_nowait()
-                    if remaining <= 0
-                    else self._crops.get(timeout=remaining)
-                )
-            except queue.Empty:
-                break
-            items.append(item)
-            crops += isinstance(item, FaceCrop)
-        return items
+    def _draining_too_long(self) -> bool:
+        stopped = self._stopped_at
+        if stopped is None:
+            return False
+        return time.monotonic() - stopped + self._last_embed_s > self.settings.drain_s
 
     def _step(self, summaries: dict[str, StreamSummary]) -> None:
         pending: list[FaceCrop] = []
-        for item in self._gather():
+        items = self._fair.gather(self.settings.batch, self.settings.batch_wait_s)
+        for item in items:
             if isinstance(item, FaceCrop):
-                pending.append(item)
+                if not self._draining_too_long():
+                    pending.append(item)
                 continue
-            # Control messages follow the crops queued before them: embed those first.
-            self._infer(pending)
-            pending = []
             if isinstance(item, Status):
-                self.sink.handle(item.event)
-            elif isinstance(item, TrackEnd):
+                if item.event.stream_id not in summaries:
+                    self.sink.handle(item.event)
+                continue
+            # Track and stream ends follow their stream's crops: embed those first.
+            if any(c.stream_id == item.stream_id for c in pending):
+                self._infer(pending)
+                pending = []
+            if item.stream_id in summaries:
+                continue  # already ended after the stop grace
+            if isinstance(item, TrackEnd):
                 self._end_track(item)
             elif isinstance(item, StreamEnd):
                 summaries[item.stream_id] = self._end_stream(item)
@@ -201,9 +254,10 @@ class Pipeline:
     def _infer(self, crops: list[FaceCrop]) -> None:
         if not crops:
             return
+        started = time.monotonic()
         features = self.backend.embed(np.stack([c.crop for c in crops]))
-        self.batch_stats.batches += 1
-        self.batch_stats.crops += len(crops)
+        self._last_embed_s = time.monotonic() - started
+        self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
         for crop, feature in zip(crops, features, strict=True):
             self.states[crop.stream_id].crops_embedded += 1
@@ -285,7 +339,8 @@ class Pipeline:
         final_state = "failed" if message.error else "ended"
         state.set_state(final_state)
         state.verdict, state.score = verdict, score
-        self.sink.handle(StatusEvent(stream_id, final_state, message.error or "", state.ended_at))
+        reason = message.error or ("stopped" if self.stopping else "")
+        self.sink.handle(StatusEvent(stream_id, final_state, reason, state.ended_at))
         summary = StreamSummary(
             stream_id=stream_id,
             source=state.source,
@@ -300,6 +355,10 @@ class Pipeline:
             media_duration_s=state.media_duration_s,
             untrained=self.untrained,
             error=message.error,
+            live=state.live,
+            dropped=state.dropped,
+            reconnects=state.reconnects,
+            latency_ms=state.latency_percentiles(),
         )
         self.sink.handle(summary)
         return summary

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from dfstream.errors import DfstreamError
 from dfstream.faces import FaceDetector, IouTracker, crop_face
+from dfstream.livespec import LiveSettings
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
-from dfstream.sources import open_source
+from dfstream.sources import open_source, redact
 from dfstream.types import FaceCrop, Frame, StatusEvent
 
 
@@ -63,6 +64,9 @@ class AnalyzerSettings:
     crop_margin: float
     crop_size: int
     color_order: str
+    live_analysis_fps: float | None = 10.0
+    """Analysis rate of live sources when ``analysis_fps`` is not set (a camera's full rate
+    would mostly be dropped by a CPU anyway; 10 fps keeps the windows dense)."""
 
 
 def run_reader(
@@ -72,13 +76,29 @@ def run_reader(
     crops: BoundedQueue[CropMessage],
     settings: AnalyzerSettings,
     stop: threading.Event,
+    live: LiveSettings | None = None,
 ) -> None:
-    """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops."""
+    """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops.
+
+    Live sources report their connection changes (disconnected, stalled, reconnecting,
+    connected) as status messages through ``crops``, in order with the stream's crops.
+    """
     error: str | None = None
+
+    def on_status(new_state: str, reason: str) -> None:
+        state.set_state(new_state)
+        if new_state == "connected":
+            state.reconnects += 1
+        crops.put_control(Status(StatusEvent(state.stream_id, new_state, reason, time.time())))
+
     try:
-        with open_source(spec, stream_id=state.stream_id) as source:
+        with open_source(
+            spec, stream_id=state.stream_id, live=live, on_status=on_status, stop=stop
+        ) as source:
             state.source = source.source
             state.live = source.live
+            if not source.live:  # e.g. a file over HTTP: pulled at our pace, so lossless
+                frames.policy = Backpressure.WAIT
             state.media_duration_s = source.media_duration_s
             state.input_fps = source.fps
             state.set_state("connected")
@@ -93,9 +113,9 @@ def run_reader(
                     break
                 state.dropped = frames.dropped
     except DfstreamError as exc:
-        error = str(exc)
+        error = redact(str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
-        error = f"{spec}: unexpected {type(exc).__name__}: {exc}"
+        error = redact(f"{spec}: unexpected {type(exc).__name__}: {exc}")
     finally:
         frames.put_control(SourceEnd(error))
 
@@ -124,7 +144,8 @@ def run_analyzer(
     try:
         detector = detector_factory()
         tracker = IouTracker(iou_threshold=settings.iou_threshold, max_misses=settings.max_misses)
-        period = 1.0 / settings.analysis_fps if settings.analysis_fps else None
+        period: float | None = None
+        period_known = False
         next_time = 0.0
         analyzed = 0
         while True:
@@ -132,6 +153,9 @@ def run_analyzer(
             if isinstance(item, SourceEnd):
                 error, ended = item.error, True
                 break
+            if not period_known:  # the reader has set state.live before its first frame
+                rate = settings.analysis_fps or (settings.live_analysis_fps if state.live else None)
+                period, period_known = (1.0 / rate if rate else None), True
             take, next_time = _sampled(item.pts_seconds, next_time, period)
             state.last_media_time = item.pts_seconds
             if not take:
@@ -162,7 +186,7 @@ def run_analyzer(
                 if not crops.put(message):
                     break
     except DfstreamError as exc:
-        error = str(exc)
+        error = redact(str(exc))
     except BaseException as exc:  # noqa: BLE001 - re-raised where the pipeline is joined
         error = f"{stream_id}: internal error in the analyzer: {type(exc).__name__}: {exc}"
         failure = exc

@@ -45,6 +45,7 @@ class StreamState:
     crops_embedded: int = 0
     windows_scored: int = 0
     dropped: int = 0
+    reconnects: int = 0
     verdict: Verdict = Verdict.NO_FACES
     score: float | None = None
     started_at: float = field(default_factory=time.time)

@@ -50,7 +50,7 @@ def format_progress(snap: StreamSnapshot) -> str:
     if snap.dropped:
         parts.append(f"{snap.dropped} dropped")
     if snap.latency_ms:
-        parts.append(f"latency p50 {snap.latency_ms[0]:.0f} ms")
+        parts.append(f"latency p50 {snap.latency_ms[0]:.0f} / p95 {snap.latency_ms[1]:.0f} ms")
     parts.append(snap.verdict.value)
     return " | ".join(parts)
 

@@ -1,0 +1,323 @@
+"""Live sources: RTSP, HTTP/HLS and webcams, decoded with PyAV, with reconnect and stall detection.
+
+``LiveSource.open`` connects once (a failure at start-up is a one-line ``SourceError``: a wrong
+URL should be fixed, not retried for ever). After that, ``frames()`` survives outages: when the
+connection drops, the stream ends (for a camera) or no frame arrives for ``stall_timeout``
+seconds, it reports ``disconnected`` or ``stalled``, then ``reconnecting`` before each attempt
+(exponential backoff with jitter) and ``connected`` when it is back; ``--reconnect N`` limits
+the attempts per outage. Status changes go to the ``on_status`` callback; nothing here prints.
+
+Media time (``Frame.pts_seconds``) is continuous across reconnects: each new session continues
+where the previous one stopped, so that analysis-rate sampling and the temporal windows never
+see time run backwards. Every message passes through ``redact``: a password in a URL never
+reaches a log line, an event or an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import av
+import av.error
+
+from dfstream.errors import SourceError
+from dfstream.livespec import LiveInput, LiveSettings, live_input
+from dfstream.sources import Source, redact
+from dfstream.types import Frame
+
+StatusCallback = Callable[[str, str], None]
+"""Called with (state, reason) on connection changes: disconnected, stalled, reconnecting,
+connected."""
+
+_FALLBACK_FPS = 25.0
+
+
+def safe_message(text: object) -> str:
+    """``text`` on one line with any URL credentials redacted."""
+    return redact(" ".join(str(text).split()))
+
+
+_ANSWERED = (
+    av.error.ConnectionRefusedError,
+    av.error.HTTPError,
+    av.error.HTTPClientError,
+    av.error.FileNotFoundError,
+)
+"""Errors that prove the other side answered: never reported as a timeout."""
+
+
+def describe_open_error(error: BaseException, settings: LiveSettings) -> str:
+    """Why a live source could not be opened, and what to check, without the URL."""
+    if isinstance(error, av.error.ConnectionRefusedError):
+        return (
+            "connection refused: nothing listens on that port; check the host and port, "
+            "and that the camera or server is running"
+        )
+    if isinstance(error, av.error.HTTPNotFoundError):
+        return "the server has no stream at that path (404 Not Found); check the path"
+    if isinstance(error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return "access denied; check the user name and password in the URL"
+    if isinstance(error, av.error.ExitError | av.error.TimeoutError | TimeoutError):
+        return (
+            f"no answer within {settings.open_timeout:g} s (--open-timeout); "
+            "check that the host is reachable and the address is right"
+        )
+    if isinstance(error, av.error.FileNotFoundError):
+        return "no such device or address; check that the camera is connected"
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return f"cannot open it: {safe_message(reason)}"
+
+
+def connect(inp: LiveInput, settings: LiveSettings) -> Any:
+    """Open ``inp`` with the open and read timeouts; a container with a video stream, or a
+    ``SourceError`` naming the source (redacted) and the reason."""
+    read_timeout = min(settings.read_timeout, settings.stall_timeout)
+    started = time.monotonic()
+    try:
+        container = av.open(
+            inp.url,
+            mode="r",
+            format=inp.format,
+            options=inp.options,
+            timeout=(settings.open_timeout, read_timeout),
+        )
+    except (av.error.FFmpegError, OSError) as error:
+        # A silent peer surfaces as whatever FFmpeg's socket timeout turns into (often
+        # "Invalid data"); what the user needs to hear is that nothing answered in time.
+        timed_out = time.monotonic() - started >= 0.9 * min(settings.open_timeout, read_timeout)
+        if timed_out and not isinstance(error, _ANSWERED):
+            error = TimeoutError()
+        raise SourceError(f"{inp.display}: {describe_open_error(error, settings)}") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{inp.display}: the stream has no video track")
+    return container
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``min(cap, base * 2**k) * uniform(0.5, 1)``."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
+        self.base, self.cap = base, cap
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """The wait before the next attempt; each call doubles the nominal delay up to ``cap``."""
+        nominal = min(self.cap, self.base * 2.0**self.attempts)
+        self.attempts += 1
+        return nominal * self._rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        """Back to the shortest delay (after a successful connection)."""
+        self.attempts = 0
+
+
+class LiveSource(Source):
+    """A camera or network stream; ``frames()`` runs until the stream ends, fails or stops.
+
+    ``live`` is False for a file over HTTP (or a VOD playlist) with a known duration: it is
+    not real time, so the pipeline analyses it losslessly (WAIT) instead of dropping frames.
+    """
+
+    def __init__(
+        self,
+        container: Any,
+        inp: LiveInput,
+        *,
+        stream_id: str,
+        settings: LiveSettings,
+        on_status: StatusCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Wrap a connected container; use ``LiveSource.open`` to connect."""
+        self._container: Any = container
+        self._input = inp
+        self.stream_id = stream_id
+        self.source = inp.display
+        self.settings = settings
+        self._on_status = on_status or (lambda _state, _reason: None)
+        self._stop = stop or threading.Event()  # the pipeline's stop, shared by all sources
+        self._closed = threading.Event()  # this source only
+        stream = container.streams.video[0]
+        self.width, self.height = int(stream.width or 0), int(stream.height or 0)
+        self.fps = float(stream.average_rate) if stream.average_rate else None
+        duration = container.duration  # known for HTTP files and VOD playlists
+        self.media_duration_s = duration / av.time_base if duration and duration > 0 else None
+        # Real time (drop frames rather than fall behind) unless it is a file served over
+        # HTTP: that one is pulled at our pace and analysed losslessly, like a local file.
+        self.live = not (inp.ends_normally and self.media_duration_s is not None)
+        self.reconnects = 0
+        self.corrupt_packets = 0
+        self._offset = 0.0  # media time at which the current session starts
+        self._last_pts = -1.0
+        self._lock = threading.Lock()
+        self._iterating = False
+
+    @classmethod
+    def open(
+        cls,
+        spec: str,
+        *,
+        stream_id: str,
+        settings: LiveSettings,
+        on_status: StatusCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> LiveSource:
+        """Connect to ``spec`` once, or raise a one-line ``SourceError`` within the open timeout."""
+        inp = live_input(
+            spec,
+            open_timeout=settings.open_timeout,
+            read_timeout=settings.read_timeout,
+            display=redact(spec),
+            transport=settings.transport,
+        )
+        container = connect(inp, settings)
+        try:
+            return cls(
+                container, inp, stream_id=stream_id, settings=settings, on_status=on_status,
+                stop=stop,
+            )  # fmt: skip
+        except Exception:
+            container.close()
+            raise
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self._closed.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the source is stopping."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stopping():
+                return True
+            self._stop.wait(min(0.1, remaining))
+        return self._stopping()
+
+    def _status(self, state: str, reason: str) -> None:
+        self._on_status(state, safe_message(reason))
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames across reconnects; returns when the stream ends normally (HTTP files, VOD
+        playlists) or on stop; raises ``SourceError`` when an outage outlasts ``--reconnect``."""
+        with self._lock:
+            if self._container is None:
+                raise SourceError(f"{self.source}: source is closed")
+            self._iterating = True
+        index = 0
+        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_max)
+        try:
+            while True:
+                first = index
+                outcome, reason, index = yield from self._session(index)
+                self._drop_container()
+                if outcome in ("ended", "stopped"):
+                    return
+                if index > first:
+                    backoff.reset()  # a connection that opens but yields nothing keeps backing off
+                self._status(outcome, reason)
+                if not self._reconnect(backoff, reason):
+                    return
+                self._status("connected", f"reconnected after {backoff.attempts} attempt(s)")
+        finally:
+            with self._lock:
+                self._iterating = False
+            self._drop_container()
+
+    def _reconnect(self, backoff: Backoff, reason: str) -> bool:
+        """Retry with backoff until connected (True) or stopped (False); raise when out of
+        attempts."""
+        limit = self.settings.reconnect
+        while True:
+            if limit is not None and backoff.attempts >= limit:
+                tried = f"after {limit} reconnect attempt(s)" if limit else "(--reconnect 0)"
+                raise SourceError(f"{self.source}: {reason}; gave up {tried}")
+            delay = backoff.next_delay()
+            self._status("reconnecting", f"attempt {backoff.attempts} in {delay:.1f} s")
+            if self._wait(delay):
+                return False
+            try:
+                container = connect(self._input, self.settings)
+            except SourceError as exc:
+                reason = str(exc).removeprefix(f"{self.source}: ")
+                continue
+            with self._lock:
+                self._container = container
+            self.reconnects += 1
+            return True
+
+    def _session(self, index: int) -> Generator[Frame, None, tuple[str, str, int]]:
+        """Decode one connection; returns (outcome, reason, next frame index) where outcome is
+        ended, stopped, disconnected or stalled."""
+        container = self._container
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "SLICE"  # frame threading would add frames of delay
+        stall = self.settings.stall_timeout
+        last_frame = time.monotonic()
+        first_time: float | None = None
+        session_start = time.time()
+        try:
+            for packet in container.demux(stream):
+                if self._stopping():
+                    return "stopped", "", index
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    self.corrupt_packets += 1  # e.g. joined mid-GOP; the next keyframe recovers
+                    decoded = []
+                now = time.monotonic()
+                if not decoded and now - last_frame > stall:
+                    return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
+                for frame in decoded:
+                    last_frame = now
+                    seconds = frame.time
+                    if seconds is None:
+                        seconds = time.time() - session_start
+                    if first_time is None:
+                        first_time = seconds
+                    pts = max(self._offset + seconds - first_time, self._last_pts + 1e-3)
+                    self._last_pts = pts
+                    yield Frame(
+                        stream_id=self.stream_id,
+                        index=index,
+                        pts_seconds=pts,
+                        wall_time=time.time(),
+                        image_bgr=frame.to_ndarray(format="bgr24"),
+                    )
+                    index += 1
+                    if self._stopping():
+                        return "stopped", "", index
+        except (av.error.FFmpegError, OSError) as error:
+            if self._stopping():
+                return "stopped", "", index
+            if time.monotonic() - last_frame >= stall * 0.9:
+                return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            return "disconnected", safe_message(reason), index
+        finally:
+            self._offset = self._last_pts + 1.0 / (self.fps or _FALLBACK_FPS)
+        if self._input.ends_normally:
+            return "ended", "", index
+        return "disconnected", "the server ended the stream", index
+
+    def _drop_container(self) -> None:
+        with self._lock:
+            container, self._container = self._container, None
+        if container is not None:
+            # Closing a dead connection may fail; it is released either way.
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                container.close()
+
+    def close(self) -> None:
+        """Release the connection; while ``frames()`` runs, it ends at the next frame instead
+        (a container must not be closed under the thread decoding it)."""
+        self._closed.set()
+        with self._lock:
+            if self._iterating:
+                return
+        self._drop_container()
