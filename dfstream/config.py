@@ -31,6 +31,11 @@ class AnalyzeConfig:
     batch: int = 16
     device: str = "auto"
     backend: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    onnx_cache: Path | None = None
+    engine_dir: Path | None = None
+    cuda_graphs: bool = False
     threshold: float = 0.5
     hysteresis: float = 0.05
     jsonl: str | None = None
@@ -52,6 +57,8 @@ class AnalyzeConfig:
             ("--analysis-fps", self.analysis_fps is None or self.analysis_fps > 0),
             ("--max-seconds", self.max_seconds is None or self.max_seconds > 0),
             ("--threshold", 0.0 <= self.threshold <= 1.0),
+            ("--precision", self.precision in ("auto", "fp32", "bf16", "fp16")),
+            ("--threads", self.threads is None or self.threads >= 1),
         )
         for flag, ok in checks:
             if not ok:
