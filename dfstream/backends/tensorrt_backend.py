@@ -43,7 +43,8 @@ def import_tensorrt() -> Any:
         import tensorrt
     except Exception as exc:  # ImportError, or a stub wheel failing to load its libraries
         raise BackendUnavailable(
-            f"--backend tensorrt: TensorRT is not installed ({type(exc).__name__}); {TRT_NEEDS}"
+            f"TensorRT backend unavailable: TensorRT is not installed ({type(exc).__name__}); "
+            f"{TRT_NEEDS}"
         ) from exc
     return tensorrt
 
@@ -55,7 +56,7 @@ def tensorrt_unavailable_reason() -> str | None:
     try:
         trt = import_tensorrt()
     except BackendUnavailable as exc:
-        return str(exc).removeprefix("--backend tensorrt: ")
+        return str(exc).removeprefix("TensorRT backend unavailable: ")
     if not torch.cuda.is_available():
         return (
             f"TensorRT {getattr(trt, '__version__', '?')} is installed but torch sees no CUDA "
