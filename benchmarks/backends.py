@@ -69,11 +69,17 @@ def time_batches(
     batches: list[int],
     repeats: int,
     log: Callable[[str], None],
+    budget_s: float,
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """Median crops/s per option and batch size (interleaved runs)."""
+    """Median crops/s per option and batch size (interleaved runs); batch sizes left when the
+    time budget is spent are skipped (and absent from the result)."""
     crops = realistic_crops(max(batches), 112, seed=1)
     out: dict[str, dict[int, dict[str, float]]] = {name: {} for name in backends}
+    deadline = time.perf_counter() + budget_s
     for batch in batches:
+        if time.perf_counter() > deadline:
+            log(f"time budget spent: batch {batch} and larger skipped")
+            break
         chunk = crops[:batch]
         for backend in backends.values():  # warm-up: allocations, oneDNN/ORT kernel selection
             for _ in range(2):
@@ -144,7 +150,9 @@ def markdown(result: dict) -> str:
     lines = [
         "# CPU backends: crops/s of the ResNeXt50 CNN at 112 px (median)",
         "",
-        f"Machine: {result['machine']}. {result['note']}",
+        f"Machine: {result['machine']}. {result['note']} Load average (1/5/15 min) at start "
+        f"{result['loadavg_1_5_15_start']}, at end {result['loadavg_1_5_15_end']} on "
+        f"{os.cpu_count()} cores.",
         "",
         "| option | " + " | ".join(f"batch {b}" for b in batches) + " | score diff vs fp32 |",
         "|---|" + "---:|" * (len(batches) + 1),
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1,2,4,8,16,32,64")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--budget", type=float, default=480.0, help="seconds for the timing part")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     console = Console(highlight=False)
@@ -174,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():  # spread scores over (0, 1) so that differences are visible
         loaded.model.linear1.weight.mul_(40.0)
     started = time.perf_counter()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-onnx-") as tmp:
         backends = make_backends(loaded, Path(tmp))
         acc = accuracy(backends, loaded.spec.window)
-        speed = time_batches(backends, batches, args.repeats, console.print)
+        speed = time_batches(backends, batches, args.repeats, console.print, args.budget)
+    batches = [b for b in batches if b in speed["torch fp32"]]
     result = {
         "benchmark": "backends-cpu",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         f"torch threads {torch.get_num_threads()}",
         "note": "Shared machine (other jobs running): absolute numbers are noisy; the options "
         "were interleaved run by run, so their ratios are the meaningful part.",
+        "loadavg_1_5_15_start": load_start,
+        "loadavg_1_5_15_end": os.getloadavg(),
         "batches": batches,
         "repeats": args.repeats,
         "speed": {n: {str(b): v for b, v in per.items()} for n, per in speed.items()},
