@@ -83,6 +83,20 @@ def test_export_of_public_checkpoint_head_mode(tmp_path: Path) -> None:
     assert result.worst <= 1e-4
 
 
+@pytest.mark.slow
+def test_fp16_export_for_strongly_typed_tensorrt(tmp_path: Path) -> None:
+    """The fp16 export (TensorRT 11's input) computes in fp16 behind fp32 inputs/outputs."""
+    import onnx
+
+    loaded = _sharp_model()
+    meta = export_onnx(loaded, tmp_path, precision="fp16")
+    model = onnx.load(str(tmp_path / meta.cnn_file))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    result = parity(loaded, tmp_path, meta, crops=4)
+    assert 0 < result.worst <= 5e-2
+
+
 def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> None:
     weights = tmp_path / "sharp.pt"
     save_checkpoint(weights, _sharp_model().model, info={"test": "sharp head"})

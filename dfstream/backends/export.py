@@ -85,7 +85,7 @@ class ExportMeta:
 
     spec: ModelSpec
     identity: str
-    precision: ExportPrecision
+    precision: str
     torch_version: str
     onnx_opset: int
     cnn_file: str = CNN_FILE
@@ -172,9 +172,7 @@ def check_onnx(path: Path) -> None:
         raise BackendUnavailable(f"{path}: fails onnx.checker: {_first_line(exc)}") from exc
 
 
-def export_onnx(
-    loaded: LoadedModel, out_dir: Path, *, precision: ExportPrecision = "fp32"
-) -> ExportMeta:
+def export_onnx(loaded: LoadedModel, out_dir: Path, *, precision: str = "fp32") -> ExportMeta:
     """Export ``loaded`` into ``out_dir`` (created), check both files and write the metadata."""
     import onnx
 
@@ -228,7 +226,7 @@ def read_export(folder: Path) -> ExportMeta:
     return meta
 
 
-def export_key(loaded: LoadedModel, precision: ExportPrecision) -> str:
+def export_key(loaded: LoadedModel, precision: str) -> str:
     """Cache key of an export: weights identity, spec, precision, torch version, format."""
     text = "|".join(
         (
@@ -246,7 +244,7 @@ def cached_export(
     loaded: LoadedModel,
     cache_dir: Path,
     *,
-    precision: ExportPrecision = "fp32",
+    precision: str = "fp32",
     notice: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[Path, ExportMeta]:
     """The export folder of ``loaded`` under ``cache_dir``, exporting only when it is absent or
