@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "else fp32 (default auto; fp32 is the reference)",
     )
     p.add_argument(
-        "--threads", type=_positive_int, help="ONNX Runtime CPU threads (default: cores)"
+        "--threads",
+        type=_positive_int,
+        help="CPU threads of torch or ONNX Runtime inference (default: one per core)",
     )
     p.add_argument(
         "--onnx-cache", type=Path, help="ONNX export cache (default ~/.cache/dfstream/onnx)"

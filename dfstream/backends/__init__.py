@@ -63,7 +63,12 @@ def create_backend(
         from dfstream.backends.torch_backend import TorchBackend
 
         return TorchBackend.create(
-            loaded, device=device, precision=precision, cuda_graphs=cuda_graphs, reason=reason
+            loaded,
+            device=device,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
+            threads=threads,
+            reason=reason,
         )
     onnx_dir = onnx_cache or _fallback_cache("onnx")
     if kind == "onnx":

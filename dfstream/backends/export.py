@@ -132,7 +132,9 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def _export_module(module: nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str]):  # type: ignore[no-untyped-def]
+def _export_module(
+    module: nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str]
+) -> object:
     batch = torch.export.Dim("batch", min=1, max=4096)
     log = io.StringIO()
     try:

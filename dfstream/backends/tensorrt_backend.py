@@ -200,7 +200,8 @@ class TensorRTBackend(InferenceBackend):
         with torch.inference_mode():
             for start in range(0, crops.shape[0], self.key.max_batch):
                 chunk = crops[start : start + self.key.max_batch]
-                parts.append(self.cnn.run(self._crops.upload(chunk)).cpu().numpy())
+                images = self._crops.upload(chunk, channels_last=False)  # NCHW memory
+                parts.append(self.cnn.run(images).cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, self.spec.feature_dim), np.float32)
 
     def score(self, windows: np.ndarray) -> np.ndarray:

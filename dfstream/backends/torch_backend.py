@@ -87,8 +87,9 @@ class DeviceCrops:
         self.std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
         self._pinned: torch.Tensor | None = None
 
-    def upload(self, crops: np.ndarray) -> torch.Tensor:
-        """Validate, copy and normalise one batch."""
+    def upload(self, crops: np.ndarray, *, channels_last: bool = True) -> torch.Tensor:
+        """Validate, copy and normalise one batch; ``channels_last=False`` gives plain NCHW
+        memory (what a raw pointer consumer such as TensorRT expects)."""
         size = self.spec.input_size
         if crops.ndim != 4 or crops.dtype != np.uint8 or crops.shape[1:] != (size, size, 3):
             preprocess(crops, self.spec)  # raises the standard "expected ... but got" error
@@ -100,6 +101,8 @@ class DeviceCrops:
         host.copy_(torch.from_numpy(np.ascontiguousarray(crops)))
         images = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         images = (images / 255.0 - self.mean) / self.std
+        if not channels_last:
+            return images.contiguous()
         return images.contiguous(memory_format=torch.channels_last)
 
 
@@ -138,11 +141,15 @@ class TorchBackend(InferenceBackend):
         device: str = "auto",
         precision: str = "fp32",
         cuda_graphs: bool = False,
+        threads: int | None = None,
         reason: str = "",
     ) -> TorchBackend:
         """Validate device and precision and move the model there."""
         torch_device = resolve_torch_device(device)
         resolved = resolve_torch_precision(precision, torch_device)
+        if threads is not None and torch_device.type == "cpu":
+            # Process-wide: the inference thread is torch's only CPU user in a dfstream run.
+            torch.set_num_threads(threads)
         return cls(
             loaded.model, torch_device, precision=resolved, cuda_graphs=cuda_graphs, reason=reason
         )
