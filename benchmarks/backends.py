@@ -16,6 +16,7 @@ Writes ``backends-cpu.json`` and ``backends-cpu.md`` under ``benchmarks/results/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,13 +38,28 @@ from dfstream.backends.torch_backend import TorchBackend, cpu_has_native_bf16
 from dfstream.model.checkpoint import LoadedModel, untrained_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-OPTIONS = ("torch fp32", "torch bf16", "onnx fp32")
-# What each option is called by the auto rule's Choice (backend, precision).
-CHOICE_NAMES = {
-    ("torch", "fp32"): "torch fp32",
-    ("torch", "bf16"): "torch bf16",
-    ("onnx", "fp32"): "onnx fp32",
-}
+BASE_OPTIONS = ("torch fp32", "torch bf16", "onnx fp32")
+
+
+def option_name(backend: str, precision: str, threads: int | None) -> str:
+    """``torch bf16`` (library default threads) or ``torch bf16 1t``."""
+    return f"{backend} {precision}" + (f" {threads}t" if threads else "")
+
+
+class _TorchThreads(InferenceBackend):
+    """A torch backend that sets torch's (process-wide) thread count before every call."""
+
+    def __init__(self, inner: TorchBackend, threads: int) -> None:
+        super().__init__(inner.spec)
+        self.inner, self.threads = inner, threads
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        torch.set_num_threads(self.threads)
+        return self.inner.embed(crops)
+
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        torch.set_num_threads(self.threads)
+        return self.inner.score(windows)
 
 
 def realistic_crops(n: int, size: int, seed: int) -> np.ndarray:
@@ -56,17 +72,23 @@ def realistic_crops(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def make_backends(
-    loaded: LoadedModel, cache: Path, threads: int | None
+    loaded: LoadedModel, cache: Path, thread_grid: list[int | None]
 ) -> dict[str, InferenceBackend]:
-    """The three CPU options on the same weights (``threads``: None = each library's default)."""
+    """The three CPU options on the same weights, once per thread setting (None = the
+    libraries' defaults: one thread per core)."""
     cpu = torch.device("cpu")
-    return {
-        "torch fp32": TorchBackend(loaded.model, cpu, precision="fp32"),
-        "torch bf16": TorchBackend(loaded.model, cpu, precision="bf16"),
-        "onnx fp32": OnnxBackend.create(
+    default_threads = torch.get_num_threads()
+    out: dict[str, InferenceBackend] = {}
+    for threads in thread_grid:
+        for prec in ("fp32", "bf16"):
+            inner = TorchBackend(loaded.model, cpu, precision=prec)
+            out[option_name("torch", prec, threads)] = _TorchThreads(
+                inner, threads or default_threads
+            )
+        out[option_name("onnx", "fp32", threads)] = OnnxBackend.create(
             loaded, cache_dir=cache, device="cpu", precision="fp32", threads=threads
-        ),
-    }
+        )
+    return out
 
 
 def time_batches(
@@ -115,6 +137,7 @@ def time_batches(
 def accuracy(backends: dict[str, InferenceBackend], window: int) -> dict[str, dict[str, float]]:
     """Score and feature differences of each option against torch fp32."""
     crops = realistic_crops(48, 112, seed=2)
+    backends = {name: backends[name] for name in BASE_OPTIONS}
     feats = {name: b.embed(crops) for name, b in backends.items()}
     starts = range(0, 48 - window + 1, 2)
     scores = {
@@ -133,13 +156,18 @@ def accuracy(backends: dict[str, InferenceBackend], window: int) -> dict[str, di
     }
 
 
-def auto_check(speed: dict[str, dict[int, dict[str, float]]], batches: list[int]) -> list[dict]:
-    """For each batch: what auto picks here, the fastest measured option, and the ratio."""
-    facts = probe_facts()
+def auto_check(
+    speed: dict[str, dict[int, dict[str, float]]], batches: list[int], load_per_core: float
+) -> list[dict]:
+    """For each batch: what auto picks here (with the load seen when the benchmark started),
+    the fastest measured option, and the ratio."""
+    facts = dataclasses.replace(probe_facts(), load_per_core=load_per_core)
     rows = []
     for batch in batches:
         choice = choose(facts, device="cpu", batch=batch)
-        picked = CHOICE_NAMES[(choice.backend, choice.precision)]
+        picked = option_name(choice.backend, choice.precision, choice.threads)
+        if picked not in speed:  # e.g. 1 thread picked but only default threads measured
+            picked = option_name(choice.backend, choice.precision, None)
         best = max(speed, key=lambda n: speed[n][batch]["crops_per_s"])
         ratio = speed[picked][batch]["crops_per_s"] / speed[best][batch]["crops_per_s"]
         rows.append(
@@ -167,9 +195,10 @@ def markdown(result: dict) -> str:
         "| option | " + " | ".join(f"batch {b}" for b in batches) + " | score diff vs fp32 |",
         "|---|" + "---:|" * (len(batches) + 1),
     ]
-    for name in OPTIONS:
+    for name in result["speed"]:
         cells = [f"{result['speed'][name][str(b)]['crops_per_s']:.1f}" for b in batches]
-        diff = result["accuracy"][name]["score_max_abs_diff"]
+        base = name.removesuffix(" 1t")
+        diff = result["accuracy"].get(base, {}).get("score_max_abs_diff", float("nan"))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff:.2e} |")
     lines += ["", "| batch | auto picks | fastest | auto / fastest |", "|---:|---|---|---:|"]
     for row in result["auto"]:
@@ -187,21 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--budget", type=float, default=480.0, help="seconds for the timing part")
     p.add_argument(
-        "--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: theirs)"
+        "--threads",
+        default="default,1",
+        help="thread settings to measure, comma-separated ('default' = the libraries' own)",
     )
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    stem = "backends-cpu" + (f"-threads{args.threads}" if args.threads else "")
+    grid: list[int | None] = [None if t == "default" else int(t) for t in args.threads.split(",")]
+    stem = "backends-cpu"
     console = Console(highlight=False)
+    default_threads = torch.get_num_threads()
     loaded = untrained_model(seed=3)
     with torch.no_grad():  # spread scores over (0, 1) so that differences are visible
         loaded.model.linear1.weight.mul_(40.0)
     started = time.perf_counter()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-onnx-") as tmp:
-        backends = make_backends(loaded, Path(tmp), args.threads)
+        backends = make_backends(loaded, Path(tmp), grid)
         acc = accuracy(backends, loaded.spec.window)
         speed = time_batches(backends, batches, args.repeats, console.print, args.budget)
     batches = [b for b in batches if b in speed["torch fp32"]]
@@ -209,17 +240,17 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "backends-cpu",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"native bf16: {cpu_has_native_bf16()}, torch {torch.__version__}, "
-        f"torch threads {torch.get_num_threads()}",
+        f"default threads: torch {default_threads}, ONNX Runtime one per core",
         "note": "Shared machine (other jobs running): absolute numbers are noisy; the options "
         "were interleaved run by run, so their ratios are the meaningful part.",
         "loadavg_1_5_15_start": load_start,
         "loadavg_1_5_15_end": os.getloadavg(),
         "batches": batches,
         "repeats": args.repeats,
-        "threads": args.threads or "library defaults",
+        "threads": args.threads,
         "speed": {n: {str(b): v for b, v in per.items()} for n, per in speed.items()},
         "accuracy": acc,
-        "auto": auto_check(speed, batches),
+        "auto": auto_check(speed, batches, load_start[0] / (os.cpu_count() or 1)),
         "wall_s": time.perf_counter() - started,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -230,11 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     for b in batches:
         table.add_column(f"b{b}", justify="right")
     table.add_column("score diff", justify="right")
-    for name in OPTIONS:
+    for name in speed:
         table.add_row(
             name,
             *(f"{speed[name][b]['crops_per_s']:.1f}" for b in batches),
-            f"{acc[name]['score_max_abs_diff']:.1e}",
+            f"{acc.get(name.removesuffix(' 1t'), {}).get('score_max_abs_diff', float('nan')):.1e}",
         )
     console.print(table)
     for row in result["auto"]:

@@ -296,6 +296,26 @@ def test_auto_rule(
     assert choice.reason.startswith("auto:")
 
 
+@pytest.mark.parametrize(
+    ("load", "batch", "expected"),
+    [
+        (0.3, 16, ("torch", "bf16", None)),
+        (4.5, 16, ("torch", "bf16", 1)),  # busy CPU: same backend rule, one thread
+        (4.5, 1, ("onnx", "fp32", 1)),
+        (0.9, 1, ("onnx", "fp32", None)),
+    ],
+)
+def test_auto_rule_threads_on_a_busy_cpu(
+    load: float, batch: int, expected: tuple[str, str, int | None]
+) -> None:
+    facts = Facts(
+        cuda=False, tensorrt_reason="x", native_bf16=True, onnxruntime=True, load_per_core=load
+    )
+    choice = choose(facts, device="auto", batch=batch)
+    assert (choice.backend, choice.precision, choice.threads) == expected
+    assert ("CPU busy" in choice.reason) == (expected[2] == 1)
+
+
 def test_expected_batch_from_sources() -> None:
     assert is_live("rtsp://cam/1") and is_live("webcam:0") and not is_live("clip.mp4")
     assert not is_live("file:///tmp/a.mp4")

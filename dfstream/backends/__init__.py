@@ -59,6 +59,7 @@ def create_backend(
             choice.precision,
             choice.reason,
         )
+        threads = threads if threads is not None else choice.threads
     if kind == "torch":
         from dfstream.backends.torch_backend import TorchBackend
 

@@ -10,9 +10,16 @@ the dashboard header and the summary):
    ``benchmarks/backends.py`` (ResNeXt50, 112 px, crops/s, medians, 2-core AVX512-BF16 CPU):
 
    - with native bf16 (AVX512-BF16 or AMX) and an expected batch of at least
-     ``BF16_MIN_BATCH``: **torch bf16** (about 1.4-1.9x ONNX Runtime fp32 at batch 8-64);
-   - otherwise **ONNX Runtime fp32** (about 1.6-1.9x torch fp32 at batch 1; still ahead of torch
-     bf16 at batch 1-2, and ahead of torch fp32 at every batch).
+     ``BF16_MIN_BATCH``: **torch bf16** (quiet CPU: about 115 vs 84 crops/s for ONNX Runtime
+     fp32 at batch 8-32);
+   - otherwise **ONNX Runtime fp32** (quiet CPU, batch 1: 76 vs 48 torch bf16 and 41 torch fp32;
+     ahead of torch fp32 at every batch size);
+   - **threads**: when the CPU is already busy (1-minute load average above
+     ``BUSY_LOAD_PER_CORE`` per core as the run starts) and ``--threads`` is not given, the
+     backend runs with 1 thread: both torch's OpenMP team and ONNX Runtime's pool degrade badly
+     when their threads are descheduled (at load ~10 on 2 cores, 1 thread measured 2-25x faster
+     than the default 2 for torch and about 2x for ONNX Runtime), and the batch rule above
+     still holds with 1 thread.
 
    The expected batch is ``--batch`` when every source is a file (decoding outruns the CNN, so
    batches fill up) and the number of live sources (capped by ``--batch``) when any is live: a
@@ -23,13 +30,16 @@ the dashboard header and the summary):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-# From benchmarks/results/backends-cpu.json: on the 2-core AVX512-BF16 CPU torch bf16 overtakes
-# ONNX Runtime fp32 between batch 2 and 4 (see README "Backends" for the table).
+# From benchmarks/results/backends-cpu.md: on the 2-core AVX512-BF16 CPU torch bf16 overtakes
+# ONNX Runtime fp32 between batch 2 and 4 (with 1 thread on the busy machine; the issue's quiet
+# figures put the crossover below batch 8 as well).
 BF16_MIN_BATCH = 4
+# Above this 1-minute load average per core the CPU counts as busy (see the module docstring).
+BUSY_LOAD_PER_CORE = 1.0
 
 LIVE_PREFIXES = (
     "rtsp://",
@@ -53,6 +63,7 @@ class Choice:
     device: str
     precision: str
     reason: str
+    threads: int | None = None  # None: the library's default (one per core)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Facts:
     tensorrt_reason: str | None  # None when TensorRT is usable
     native_bf16: bool
     onnxruntime: bool
+    load_per_core: float = 0.0  # 1-minute load average / logical cores, before the run
 
 
 def is_live(spec: str) -> bool:
@@ -92,7 +104,16 @@ def probe_facts() -> Facts:
         tensorrt_reason=tensorrt_unavailable_reason(),
         native_bf16=cpu_has_native_bf16(),
         onnxruntime=bool(ort_providers()),
+        load_per_core=cpu_load_per_core(),
     )
+
+
+def cpu_load_per_core() -> float:
+    """1-minute load average per logical core (0.0 where the OS does not report it)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (OSError, AttributeError):  # Windows has no getloadavg
+        return 0.0
 
 
 def choose(facts: Facts, *, device: str, batch: int, precision: str = "auto") -> Choice:
@@ -117,6 +138,9 @@ def choose(facts: Facts, *, device: str, batch: int, precision: str = "auto") ->
     if device.startswith("cuda"):
         # Let the torch backend raise its "no CUDA GPU" error for an explicit --device cuda.
         return Choice("torch", device, precision, "auto: --device cuda asked for")
+    busy = facts.load_per_core > BUSY_LOAD_PER_CORE
+    threads = 1 if busy else None
+    busy_note = f", 1 thread (CPU busy: load {facts.load_per_core:.1f} per core)" if busy else ""
     bf16_ok = facts.native_bf16 and precision in ("auto", "bf16")
     if bf16_ok and batch >= BF16_MIN_BATCH:
         return Choice(
@@ -124,15 +148,22 @@ def choose(facts: Facts, *, device: str, batch: int, precision: str = "auto") ->
             "cpu",
             "bf16",
             f"auto: CPU with native bf16, batch {batch} >= {BF16_MIN_BATCH}: torch bf16 "
-            "measured fastest",
+            f"measured fastest{busy_note}",
+            threads,
         )
     if facts.onnxruntime and precision in ("auto", "fp32"):
-        why = (
-            f"batch {batch} < {BF16_MIN_BATCH}" if facts.native_bf16 else "CPU without native bf16"
+        why = f"batch {batch} < {BF16_MIN_BATCH}" if facts.native_bf16 else "no native bf16"
+        return Choice(
+            "onnx",
+            "cpu",
+            "fp32",
+            f"auto: {why}: ONNX Runtime fp32 measured fastest{busy_note}",
+            threads,
         )
-        return Choice("onnx", "cpu", "fp32", f"auto: {why}: ONNX Runtime fp32 measured fastest")
     prec = precision if precision != "auto" else ("bf16" if facts.native_bf16 else "fp32")
-    return Choice("torch", "cpu", prec, "auto: CPU, ONNX Runtime not installed")
+    return Choice(
+        "torch", "cpu", prec, f"auto: CPU, ONNX Runtime not installed{busy_note}", threads
+    )
 
 
 def auto_choice(
@@ -152,17 +183,10 @@ def auto_choice(
     )
 
 
-def engine_dir_default() -> Path:
-    """Where TensorRT engines go unless ``--engine-dir`` says otherwise."""
-    return Path("engines")
-
-
 def describe_rule() -> str:
     """The CPU rule in one line (``dfstream doctor`` prints it)."""
     return (
-        f"CPU: torch bf16 when the CPU has native bf16 and batch >= {BF16_MIN_BATCH}, "
-        "else ONNX Runtime fp32 (from benchmarks/backends.py)"
+        f"CPU: torch bf16 when the CPU has native bf16 and batch >= {BF16_MIN_BATCH}, else "
+        f"ONNX Runtime fp32; 1 thread when the CPU is busy (load > {BUSY_LOAD_PER_CORE:g} per "
+        "core) (from benchmarks/backends.py)"
     )
-
-
-NoticeFn = Callable[[str], None]

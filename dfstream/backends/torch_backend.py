@@ -206,7 +206,8 @@ class TorchBackend(InferenceBackend):
         return probs.float().cpu().numpy()
 
     def describe(self) -> str:
-        extras = ", channels_last" if self.on_cuda else ""
+        n = torch.get_num_threads()
+        extras = ", channels_last" if self.on_cuda else f", {n} thread{'s' if n != 1 else ''}"
         extras += ", CUDA graphs" if self.cuda_graphs else ""
         line = f"torch {self.precision} on {self.device}{extras}"
         return f"{line}; {self.reason}" if self.reason else line
