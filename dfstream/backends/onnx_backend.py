@@ -159,7 +159,8 @@ class OnnxBackend(InferenceBackend):
         return np.asarray(probs, dtype=np.float32)
 
     def describe(self) -> str:
-        threads = f", {self.threads} threads" if self.threads else ""
+        plural = "s" if self.threads != 1 else ""
+        threads = f", {self.threads} thread{plural}" if self.threads else ""
         line = f"onnx {self.precision} on {self.device} ({self.provider}{threads})"
         return f"{line}; {self.reason}" if self.reason else line
 
