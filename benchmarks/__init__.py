@@ -1,0 +1,1 @@
+"""Benchmarks: comparison suites and recorded results (results/)."""

@@ -137,7 +137,19 @@ def prepare(
         sinks.append(JsonlSink.open(config.jsonl))
     try:
         loaded = load_model(config)
-        backend = create_backend(config.backend, loaded, device=config.device)
+        backend = create_backend(
+            config.backend,
+            loaded,
+            device=config.device,
+            precision=config.precision,
+            threads=config.threads,
+            onnx_cache=config.onnx_cache,
+            engine_dir=config.engine_dir,
+            sources=expand_sources(config.sources),
+            batch=config.batch,
+            cuda_graphs=config.cuda_graphs,
+            notice=lambda msg: console.print(f"dfstream: {msg}", highlight=False),
+        )
         factory = detector_factory(
             config, lambda msg: console.print(f"dfstream: {msg}", highlight=False)
         )

@@ -50,11 +50,17 @@ EXIT_CODES_HELP = """exit codes:
 
 other commands:
   dfstream bench [--quick]   throughput of the whole pipeline on a generated clip
+  dfstream export ...        ONNX export of a model + parity check (see export --help)
+  dfstream engine build ...  TensorRT engines from the ONNX export (see engine --help)
+  dfstream doctor            versions, devices, and which backends work here (and why not)
 """
 
 # Subcommands, each a module with ``main(argv) -> int``; imported only when used.
 SUBCOMMANDS: dict[str, str] = {
     "bench": "dfstream.bench",
+    "export": "dfstream.export_cli",
+    "engine": "dfstream.engine_cli",
+    "doctor": "dfstream.doctor",
 }
 
 
@@ -146,7 +152,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=_positive_int, default=5, help="new crops between windows")
     p.add_argument("--batch", type=_positive_int, default=16, help="crops per CNN batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto, torch, onnx or tensorrt (default auto: TensorRT, else torch CUDA, else the "
+        "fastest CPU option for the batch size; the summary says which and why)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="CNN precision: auto = fp16 on CUDA/TensorRT, bf16 on CPUs with native bf16, "
+        "else fp32 (default auto; fp32 is the reference)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="CPU threads of torch or ONNX Runtime inference (default: one per core)",
+    )
+    p.add_argument(
+        "--onnx-cache", type=Path, help="ONNX export cache (default ~/.cache/dfstream/onnx)"
+    )
+    p.add_argument("--engine-dir", type=Path, help="TensorRT engine folder (default engines/)")
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="torch on CUDA: replay CUDA graphs per batch shape",
+    )
     p.add_argument("--threshold", type=_probability, default=0.5, help="FAKE above this score")
     p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON lines ('-' = stdout)")
     p.add_argument(
@@ -196,6 +228,12 @@ def _model_cache() -> Path:
     return default_model_cache(xdg_cache_home=os.environ.get("XDG_CACHE_HOME"))
 
 
+def default_cache_dir(kind: str) -> Path:
+    """``$XDG_CACHE_HOME/dfstream/<kind>``, else ``~/.cache/dfstream/<kind>`` (CLI edge only)."""
+    root = os.environ.get("XDG_CACHE_HOME")
+    return (Path(root) if root else Path.home() / ".cache") / "dfstream" / kind
+
+
 def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
     """Build the run's frozen config from parsed arguments."""
     from dfstream.livespec import read_source_list
@@ -221,6 +259,11 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
             batch=args.batch,
             device=args.device,
             backend=args.backend,
+            precision=args.precision,
+            threads=args.threads,
+            onnx_cache=args.onnx_cache or default_cache_dir("onnx"),
+            engine_dir=args.engine_dir,
+            cuda_graphs=args.cuda_graphs,
             threshold=args.threshold,
             jsonl=args.jsonl,
             max_seconds=args.max_seconds,

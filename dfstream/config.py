@@ -31,6 +31,11 @@ class AnalyzeConfig:
     batch: int = 16
     device: str = "auto"
     backend: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    onnx_cache: Path | None = None
+    engine_dir: Path | None = None
+    cuda_graphs: bool = False
     threshold: float = 0.5
     hysteresis: float = 0.05
     jsonl: str | None = None
@@ -62,6 +67,8 @@ class AnalyzeConfig:
             ("--read-timeout", self.read_timeout > 0),
             ("--stall-timeout", self.stall_timeout > 0),
             ("--reconnect", self.reconnect is None or self.reconnect >= 0),
+            ("--precision", self.precision in ("auto", "fp32", "bf16", "fp16")),
+            ("--threads", self.threads is None or self.threads >= 1),
         )
         for flag, ok in checks:
             if not ok:
