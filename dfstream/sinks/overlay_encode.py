@@ -154,7 +154,9 @@ class VideoEncoder:
                 if packet is None:
                     self._close_audio_input()
                     return
-                if packet.pts is None or packet.dts is None:
+                if packet.pts is None or packet.dts is None or packet.pts < 0 or packet.dts < 0:
+                    # Negative times (AAC priming) would make the muxer shift every stream,
+                    # video included; a fragmented MP4 has no edit list to hide them.
                     continue
                 if float(packet.pts * packet.time_base) >= until:
                     self._next_audio = packet
