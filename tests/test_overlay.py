@@ -56,7 +56,7 @@ def test_matcher_picks_the_window_that_contains_the_frame(
     ended: bool,
     stream_done: bool,
     force: bool,
-    expected: float | None | str,
+    expected: float | str | None,
 ) -> None:
     matcher = ScoreMatcher()
     for end, value in scores:
@@ -103,9 +103,9 @@ def test_buffer_covers_the_longest_wait_unless_memory_caps_it() -> None:
 
 
 def test_score_colour_runs_from_green_to_red() -> None:
-    b, g, r = score_color(0.0)
+    _, g, r = score_color(0.0)
     assert g > 150 and r < 80
-    b, g, r = score_color(1.0)
+    _, g, r = score_color(1.0)
     assert r > 150 and g < 80
     assert score_color(-3.0) == score_color(0.0) and score_color(9.0) == score_color(1.0)
 
