@@ -117,12 +117,12 @@ class Dashboard:
 
     def _streams_table(self, snaps: Sequence[StreamSnapshot], now: float) -> Table:
         table = Table(expand=True, box=None, pad_edge=False)
-        table.add_column("source", overflow="fold", ratio=3)
+        table.add_column("source", overflow="fold", min_width=16, ratio=1)
         table.add_column("state")
         for name in ("in fps", "an fps", "dropped", "lat p50/p95 ms", "faces"):
             table.add_column(name, justify="right")
         table.add_column("verdict")
-        table.add_column("progress", ratio=2)
+        table.add_column("progress", min_width=32, max_width=34, no_wrap=True)
         for snap in snaps:
             in_fps, an_fps = self._rates.update(snap, now)
             latency = "-" if snap.latency_ms is None else "{:.0f}/{:.0f}".format(*snap.latency_ms)
@@ -156,10 +156,10 @@ class Dashboard:
 
     def _faces_table(self, snap: StreamSnapshot) -> Table:
         title = f"faces in {display_name(redact(snap.stream_id))}"
-        table = Table(title=title, title_justify="left", expand=True, box=None)
-        table.add_column("face")
+        table = Table(title=title, title_justify="left", box=None)
+        table.add_column("face", min_width=10)
         table.add_column("score", justify="right")
-        table.add_column("recent windows", ratio=1)
+        table.add_column("recent windows", min_width=24)
         table.add_column("verdict")
         for face in sorted(snap.faces, key=lambda f: (not f.active, f.track_id)):
             verdict = self.scoring.classify(face.smoothed, Verdict.UNCERTAIN)
@@ -183,8 +183,9 @@ class DashboardView:
             console=console,
             refresh_per_second=REFRESH_PER_SECOND,
             transient=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
+            # Progress notices and errors printed meanwhile go above the live display.
+            redirect_stdout=True,
+            redirect_stderr=True,
         )
 
     def __enter__(self) -> DashboardView:
