@@ -220,15 +220,17 @@ def analyze(argv: Sequence[str]) -> int:
     out = err if to_stdout else Console(highlight=False)
     interrupts = _Interrupts()
     interrupts.install()
-    run = prepare(config, console=err)
+    # With the dashboard, notices go through its console so that they print above it.
+    dashboard = config.dashboard and out.is_terminal
+    run = prepare(config, console=out if dashboard else err)
     interrupts.on_first = run.pipeline.stop
-    if run.loaded.untrained:
+    if run.loaded.untrained and not dashboard:  # the dashboard shows a banner instead
         err.print("dfstream: UNTRAINED model: scores are meaningless (pipeline check only)")
     snapshots = lambda: [s.snapshot() for s in run.pipeline.states.values()]  # noqa: E731
     view = live_view(
         snapshots,
         out,
-        dashboard=config.dashboard,
+        dashboard=dashboard,
         backend=run.backend.describe(),
         untrained=run.loaded.untrained,
         scoring=run.pipeline.settings.scoring,

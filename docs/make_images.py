@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         command = [
             sys.executable, "-m", "dfstream", str(ORIGINAL), str(FAKE), "--untrained",
-            "--detector", "yunet", "--detector-model", str(YUNET), "--analysis-fps", "10",
+            "--detector", "yunet", "--detector-model", str(YUNET), "--analysis-fps", "5",
             "--overlay", str(work / "overlay.mp4"), "--report", str(work / "report.json"),
             "--no-dashboard",
         ]  # fmt: skip

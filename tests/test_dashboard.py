@@ -107,7 +107,7 @@ def test_dashboard_only_on_a_terminal(terminal: bool, dashboard: bool, expected:
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt install tmux)")
 def test_dashboard_in_a_real_terminal(tmp_path: Path) -> None:
     """Run dfstream inside tmux and read the screen with ``tmux capture-pane``."""
-    clip = write_clip(tmp_path / "faces.mp4", frames=60, size=(160, 120), pattern="face")
+    clip = write_clip(tmp_path / "faces.mp4", frames=40, size=(160, 120), pattern="face")
     session = f"dfstream-test-{uuid.uuid4().hex[:8]}"
     done = tmp_path / "done"
     command = (
@@ -115,21 +115,33 @@ def test_dashboard_in_a_real_terminal(tmp_path: Path) -> None:
         f"{shlex.quote(str(clip))} --untrained --detector none --window 4 --stride 2; "
         f"echo $? > {shlex.quote(str(done))}; sleep 120"
     )
+    # A private tmux server (-L): the size asked for holds whatever else runs tmux here.
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "45", command], check=True
-    )
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "100", "-y", "40",
+         command],
+        check=True,
+    )  # fmt: skip
+    live_screens: list[str] = []  # captured while the run was still going
     try:
         deadline = time.monotonic() + 300
         while not done.exists() and time.monotonic() < deadline:
+            live_screens.append(_capture(session))
             time.sleep(0.5)
-        screen = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", session],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        screen = _capture(session)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
     assert done.exists() and done.read_text().strip() == "0", screen
+    assert any("in fps" in s and "ETA" in s for s in live_screens), "no live dashboard seen"
     assert "UNTRAINED MODEL" in screen  # the dashboard's banner
     assert "faces.mp4" in screen and "in fps" in screen and "faces in" in screen
     assert "#0" in screen and "100%" in screen  # the face row and the finished progress bar
     assert "dfstream summary" in screen  # the final table below the dashboard
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "-L", session, "capture-pane", "-p", "-t", session],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

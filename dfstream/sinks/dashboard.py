@@ -107,6 +107,7 @@ class Dashboard:
                 )
             )
         parts.append(self._streams_table(snaps, now))
+        parts.append(self._progress_table(snaps))
         for snap in snaps:
             if snap.faces:
                 parts.append(self._faces_table(snap))
@@ -116,13 +117,13 @@ class Dashboard:
         return Panel(Group(*parts), title=header, title_align="left", border_style="blue")
 
     def _streams_table(self, snaps: Sequence[StreamSnapshot], now: float) -> Table:
+        """One row of numbers per stream, and below it the progress (files) or media time."""
         table = Table(expand=True, box=None, pad_edge=False)
-        table.add_column("source", overflow="fold", min_width=16, ratio=1)
-        table.add_column("state")
-        for name in ("in fps", "an fps", "dropped", "lat p50/p95 ms", "faces"):
-            table.add_column(name, justify="right")
-        table.add_column("verdict")
-        table.add_column("progress", min_width=32, max_width=34, no_wrap=True)
+        table.add_column("source", overflow="fold", min_width=12, ratio=1)
+        table.add_column("state", no_wrap=True)
+        for name in ("in fps", "an fps", "drop", "lat ms", "faces"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("verdict", no_wrap=True)
         for snap in snaps:
             in_fps, an_fps = self._rates.update(snap, now)
             latency = "-" if snap.latency_ms is None else "{:.0f}/{:.0f}".format(*snap.latency_ms)
@@ -138,20 +139,28 @@ class Dashboard:
                 latency,
                 str(sum(f.active for f in snap.faces)),
                 verdict_text(snap.verdict),
-                self._progress(snap),
             )
         return table
 
-    def _progress(self, snap: StreamSnapshot) -> RenderableType:
-        if snap.live or not snap.media_duration_s:
-            return Text(f"{snap.last_media_time:.1f} s", style="dim")
-        done = min(1.0, snap.last_media_time / snap.media_duration_s)
-        if snap.state == "ended":
-            done = 1.0
-        eta = snap.elapsed_s * (1.0 - done) / done if done > 0 else None
-        bar = ProgressBar(total=1.0, completed=done, width=18)
-        grid = Table.grid(padding=(0, 1))
-        grid.add_row(bar, Text(f"{100 * done:3.0f}% ETA {format_eta(eta)}"))
+    def _progress_table(self, snaps: Sequence[StreamSnapshot]) -> Table:
+        """Per stream: a progress bar with ETA (files) or the media time seen (live)."""
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        for snap in snaps:
+            name = Text(display_name(redact(snap.source)), style="dim")
+            if snap.live or not snap.media_duration_s:
+                grid.add_row(name, Text(f"live, {snap.last_media_time:.1f} s of video"), "")
+                continue
+            done = 1.0 if snap.state == "ended" else snap.last_media_time / snap.media_duration_s
+            done = min(1.0, max(0.0, done))
+            eta = snap.elapsed_s * (1.0 - done) / done if done > 0 else None
+            grid.add_row(
+                name,
+                ProgressBar(total=1.0, completed=done, width=24),
+                f"{100 * done:3.0f}% ETA {format_eta(eta)}",
+            )
         return grid
 
     def _faces_table(self, snap: StreamSnapshot) -> Table:
@@ -183,9 +192,10 @@ class DashboardView:
             console=console,
             refresh_per_second=REFRESH_PER_SECOND,
             transient=False,
-            # Progress notices and errors printed meanwhile go above the live display.
-            redirect_stdout=True,
-            redirect_stderr=True,
+            # Notices must be printed through ``console`` (they then appear above the live
+            # display); redirecting the process's streams garbles the display in tmux.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
 
     def __enter__(self) -> DashboardView:
