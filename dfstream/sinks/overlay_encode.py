@@ -88,7 +88,13 @@ class VideoEncoder:
             raise OutputError(f"{flag} {path}: is a folder; give a file name such as out.mp4")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            container = av.open(str(path), mode="w", format="mp4", options={"movflags": MOVFLAGS})
+            container = av.open(
+                str(path),
+                mode="w",
+                format="mp4",
+                # flush each fragment to disk as it is written: a killed run loses at most one
+                options={"movflags": MOVFLAGS, "flush_packets": "1"},
+            )
         except (OSError, av.error.FFmpegError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise OutputError(f"{flag} {path}: cannot write there ({reason})") from exc
