@@ -118,6 +118,6 @@ def test_killed_encoder_leaves_a_playable_overlay(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True, timeout=120)
     with av.open(str(out)) as container:
-        frames = [f.pts for f in container.decode(video=0)]
+        frames = [f.pts or 0 for f in container.decode(video=0)]
     assert 50 <= len(frames) < 130  # whole fragments up to the last keyframe
-    assert frames == sorted(frames)
+    assert frames == [round(i * 90000 / 25) for i in range(len(frames))]

@@ -41,7 +41,7 @@ def _open(path: Path, mode: str) -> IO[Any]:
         raise OutputError(f"--report {path}: is a folder; give a file name such as report.json")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open(mode, **({"encoding": "utf-8"} if "b" not in mode else {}))
+        return path.open(mode, encoding=None if "b" in mode else "utf-8")
     except OSError as exc:
         raise OutputError(f"--report {path}: cannot write there ({exc.strerror})") from exc
 
