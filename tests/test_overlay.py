@@ -159,9 +159,9 @@ def test_unwritable_overlay_path_is_an_output_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One CLI run on a 40-frame face clip with audio: overlay, report and JSONL."""
+    """One CLI run on a 24-frame face clip with audio: overlay, report and JSONL."""
     tmp = tmp_path_factory.mktemp("overlay")
-    clip = write_clip(tmp / "in.mp4", frames=40, size=(160, 120), pattern="face", audio=True)
+    clip = write_clip(tmp / "in.mp4", frames=24, size=(160, 120), pattern="face", audio=True)
     paths = {"clip": clip, "overlay": tmp / "out.mp4", "report": tmp / "report.json"}
     paths["jsonl"] = tmp / "events.jsonl"
     result = subprocess.run(
