@@ -33,6 +33,11 @@ REFRESH_PER_SECOND = 4
 RATE_WINDOW_S = 5.0
 
 
+def _name(source: str) -> str:
+    """A source as shown: credentials redacted, a local file by its name."""
+    return display_name(redact(source))
+
+
 def sparkline(values: Sequence[float], width: int = 24) -> Text:
     """The last ``width`` scores in [0, 1] as block characters, each coloured by its value."""
     text = Text()
@@ -131,7 +136,7 @@ class Dashboard:
                 snap.state, "cyan"
             )
             table.add_row(
-                display_name(redact(snap.source)),
+                _name(snap.source),
                 Text(snap.state, style=state_style),
                 "-" if in_fps is None else f"{in_fps:.1f}",
                 "-" if an_fps is None else f"{an_fps:.1f}",
@@ -149,7 +154,7 @@ class Dashboard:
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
         for snap in snaps:
-            name = Text(display_name(redact(snap.source)), style="dim")
+            name = Text(_name(snap.source), style="dim")
             if snap.live or not snap.media_duration_s:
                 grid.add_row(name, Text(f"live, {snap.last_media_time:.1f} s of video"), "")
                 continue
@@ -164,7 +169,7 @@ class Dashboard:
         return grid
 
     def _faces_table(self, snap: StreamSnapshot) -> Table:
-        title = f"faces in {display_name(redact(snap.stream_id))}"
+        title = f"faces in {_name(snap.stream_id)}"
         table = Table(title=title, title_justify="left", box=None)
         table.add_column("face", min_width=10)
         table.add_column("score", justify="right")

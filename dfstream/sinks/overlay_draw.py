@@ -20,6 +20,7 @@ UNSCORED_COLOR = (160, 160, 160)
 """Box colour of a face with no window score yet."""
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+WATERMARK = "UNTRAINED MODEL"
 
 
 def score_color(score: float) -> tuple[int, int, int]:
@@ -136,22 +137,24 @@ class Timeline:
         cv2.putText(band, "P(fake)", (4, 12 + int(8 * scale)), _FONT, scale, (230, 230, 230), 1)
 
 
-def draw_watermark(image: np.ndarray, text: str = "UNTRAINED MODEL") -> None:
-    """Write ``text`` in the top-left corner on a dark plate: outputs of a random model say so."""
-    height, width = image.shape[:2]
-    scale = max(0.5, min(height, width) / 600)
-    thick = max(1, round(scale * 2))
-    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
-    x2, y2 = min(width, tw + 16), min(height, th + base + 14)
-    plate = image[:y2, :x2]
-    plate[:] = (plate.astype(np.uint16) * 4 // 10).astype(np.uint8)
-    cv2.putText(image, text, (8, th + 7), _FONT, scale, (60, 60, 255), thick, cv2.LINE_AA)
-
-
-def watermark_size(image_shape: tuple[int, ...], text: str = "UNTRAINED MODEL") -> tuple[int, int]:
-    """(width, height) of the corner the watermark covers on a frame of ``image_shape``."""
+def _watermark_layout(image_shape: tuple[int, ...], text: str) -> tuple[float, int, int, int, int]:
+    """(font scale, thickness, plate width, plate height, text height) for ``text``."""
     height, width = image_shape[:2]
     scale = max(0.5, min(height, width) / 600)
     thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
-    return min(width, tw + 16), min(height, th + base + 14)
+    return scale, thick, min(width, tw + 16), min(height, th + base + 14), th
+
+
+def draw_watermark(image: np.ndarray, text: str = WATERMARK) -> None:
+    """Write ``text`` in the top-left corner on a dark plate: outputs of a random model say so."""
+    scale, thick, plate_w, plate_h, text_h = _watermark_layout(image.shape, text)
+    plate = image[:plate_h, :plate_w]
+    plate[:] = (plate.astype(np.uint16) * 4 // 10).astype(np.uint8)
+    cv2.putText(image, text, (8, text_h + 7), _FONT, scale, (60, 60, 255), thick, cv2.LINE_AA)
+
+
+def watermark_size(image_shape: tuple[int, ...], text: str = WATERMARK) -> tuple[int, int]:
+    """(width, height) of the corner the watermark covers on a frame of ``image_shape``."""
+    _, _, plate_w, plate_h, _ = _watermark_layout(image_shape, text)
+    return plate_w, plate_h
