@@ -18,12 +18,13 @@ from dfstream.errors import WeightsError
 from dfstream.faces import FaceDetector, make_detector
 from dfstream.livespec import LiveSettings
 from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
-from dfstream.pipeline.runner import Pipeline, PipelineSettings
+from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sinks.console import EventLog
 from dfstream.sinks.jsonl import JsonlSink
+from dfstream.sinks.outputs import open_outputs
 from dfstream.sources import expand_sources
 from dfstream.types import StreamSummary
 
@@ -135,6 +136,8 @@ def prepare(
     sinks: list[Sink] = []
     if config.jsonl is not None:
         sinks.append(JsonlSink.open(config.jsonl))
+    specs = expand_sources(config.sources)
+    built: list[Pipeline] = []  # the overlay asks whether the pipeline is stopping
     try:
         loaded = load_model(config)
         backend = create_backend(
@@ -153,19 +156,32 @@ def prepare(
         factory = detector_factory(
             config, lambda msg: console.print(f"dfstream: {msg}", highlight=False)
         )
+        settings = pipeline_settings(config, loaded)
+        outputs, overlay = open_outputs(
+            config,
+            loaded=loaded,
+            backend=backend,
+            settings=settings,
+            streams=list(zip(stream_ids(specs), specs, strict=True)),
+            stopping=lambda: bool(built) and built[0].stopping,
+        )
     except BaseException:
         for sink in sinks:
             sink.close()
         raise
     sinks.append(EventLog(console))
+    sinks.extend(outputs)
     sinks.extend(extra_sinks or [])
     group = SinkGroup(sinks)
     pipeline = Pipeline(
-        expand_sources(config.sources),
+        specs,
         backend=backend,
         detector_factory=factory,
-        settings=pipeline_settings(config, loaded),
+        settings=settings,
         sink=group,
         untrained=loaded.untrained,
+        frame_tap=None if overlay is None else overlay.tap,
+        on_track_end=None if overlay is None else overlay.track_ended,
     )
+    built.append(pipeline)
     return Run(config, loaded, backend, pipeline, group, extra_sinks or [])

@@ -182,6 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_probability, default=0.5, help="FAKE above this score")
     p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON lines ('-' = stdout)")
     p.add_argument(
+        "--overlay",
+        type=Path,
+        metavar="OUT.mp4",
+        help="write the video with score-coloured face boxes and a score timeline (H.264 MP4; "
+        "one file per source, named OUT-<source>.mp4, when there are several)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="OUT.json",
+        help="write a JSON report (score series, verdicts, timings, settings) and OUT.png, "
+        "a plot of each face's score over time",
+    )
+    p.add_argument(
         "--max-seconds", type=_positive_float, help="stop each source after S seconds of video"
     )
     p.add_argument("--no-dashboard", action="store_true", help="plain log lines, no dashboard")
@@ -266,6 +280,8 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
             cuda_graphs=args.cuda_graphs,
             threshold=args.threshold,
             jsonl=args.jsonl,
+            overlay=args.overlay,
+            report=args.report,
             max_seconds=args.max_seconds,
             dashboard=not args.no_dashboard,
             fail_on_fake=args.fail_on_fake,
@@ -301,7 +317,8 @@ class _Interrupts:
 def analyze(argv: Sequence[str]) -> int:
     """``dfstream SOURCE...``: run and return the exit code."""
     from dfstream.app import prepare
-    from dfstream.sinks.console import ProgressLog, summary_table
+    from dfstream.sinks.console import summary_table
+    from dfstream.sinks.dashboard import live_view
 
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
@@ -310,14 +327,24 @@ def analyze(argv: Sequence[str]) -> int:
     out = err if to_stdout else Console(highlight=False)
     interrupts = _Interrupts()
     interrupts.install()
-    run = prepare(config, console=err)
+    # With the dashboard, notices go through its console so that they print above it.
+    dashboard = config.dashboard and out.is_terminal
+    run = prepare(config, console=out if dashboard else err)
     interrupts.on_first = run.pipeline.stop
     if interrupts.count:  # Ctrl-C while the model was loading: stop before any decoding
         run.pipeline.stop()
-    if run.loaded.untrained:
+    if run.loaded.untrained and not dashboard:  # the dashboard shows a banner instead
         err.print("dfstream: UNTRAINED model: scores are meaningless (pipeline check only)")
     snapshots = lambda: [s.snapshot() for s in run.pipeline.states.values()]  # noqa: E731
-    with ProgressLog(snapshots, err):
+    view = live_view(
+        snapshots,
+        out,
+        dashboard=dashboard,
+        backend=run.backend.describe(),
+        untrained=run.loaded.untrained,
+        scoring=run.pipeline.settings.scoring,
+    )
+    with view:
         summaries = run.execute()
     out.print(
         summary_table(summaries, backend=run.backend.describe(), untrained=run.loaded.untrained)

@@ -39,6 +39,8 @@ class AnalyzeConfig:
     threshold: float = 0.5
     hysteresis: float = 0.05
     jsonl: str | None = None
+    overlay: Path | None = None
+    report: Path | None = None
     max_seconds: float | None = None
     dashboard: bool = True
     fail_on_fake: bool = False

@@ -15,6 +15,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+STOP_GRACE_S = 1.0
+"""How long an end message waits for room once the pipeline stops, before dropping data."""
+
 
 class Backpressure(str, enum.Enum):
     """What a full queue does to its producer."""
@@ -58,6 +61,13 @@ class BoundedQueue(Generic[T]):
                     return
                 except queue.Full:
                     continue
+            # Stopping: consumers drain until the end message, so room usually comes at once;
+            # dropping the oldest item would leave a gap (a missing frame in an overlay).
+            try:
+                self._queue.put(item, timeout=STOP_GRACE_S)
+                return
+            except queue.Full:
+                pass
         self._put_dropping(item)
 
     def _put_dropping(self, item: T) -> None:

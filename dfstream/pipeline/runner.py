@@ -23,6 +23,7 @@ from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
 from dfstream.pipeline.stages import (
     AnalyzerSettings,
     CropMessage,
+    FrameTap,
     SourceEnd,
     Status,
     StreamEnd,
@@ -105,6 +106,16 @@ class BatchStats:
         )
 
 
+def stream_ids(specs: Sequence[str]) -> list[str]:
+    """The stream id of each source spec: the spec with any password redacted (ids end up in
+    every output), made unique with ``#n``."""
+    ids: list[str] = []
+    for spec in specs:
+        shown = redact(spec)
+        ids.append(shown if shown not in ids else f"{shown}#{len(ids)}")
+    return ids
+
+
 class Pipeline:
     """Analyse ``specs`` with ``backend``; call ``run()`` once, ``stop()`` from anywhere."""
 
@@ -117,8 +128,14 @@ class Pipeline:
         settings: PipelineSettings,
         sink: Sink,
         untrained: bool,
+        frame_tap: FrameTap | None = None,
+        on_track_end: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``frame_tap`` sees every analysed frame with its boxes (overlay);
+        ``on_track_end(stream_id, track_id)`` is called once all of a track's crops are scored."""
         self.specs = list(specs)
+        self.frame_tap = frame_tap
+        self.on_track_end = on_track_end
         self.backend = backend
         self.detector_factory = detector_factory
         self.settings = settings
@@ -133,10 +150,8 @@ class Pipeline:
         self._cache = WindowCache(window=settings.window, stride=settings.stride)
         self.states: dict[str, StreamState] = {}
         self._scorers: dict[str, StreamScorer] = {}
-        for spec in self.specs:
-            shown = redact(spec)  # stream ids end up in every output: never with a password
-            stream_id = shown if shown not in self.states else f"{shown}#{len(self.states)}"
-            self.states[stream_id] = StreamState(stream_id=stream_id, source=shown)
+        for stream_id, spec in zip(stream_ids(self.specs), self.specs, strict=True):
+            self.states[stream_id] = StreamState(stream_id=stream_id, source=redact(spec))
             self._scorers[stream_id] = StreamScorer(settings.scoring)
         self._threads: list[threading.Thread] = []
         self._last_embed_s = 0.0
@@ -189,6 +204,7 @@ class Pipeline:
                     crops,
                     settings.analyzer,
                     self.detector_factory,
+                    self.frame_tap,
                 )
             )
         summaries: dict[str, StreamSummary] = {}
@@ -322,6 +338,8 @@ class Pipeline:
     def _end_track(self, message: TrackEnd) -> None:
         self._cache.end_track(message.stream_id, message.track_id)
         self.states[message.stream_id].end_face(message.track_id)
+        if self.on_track_end is not None:
+            self.on_track_end(message.stream_id, message.track_id)
         if self._scorers[message.stream_id].end_track(message.track_id):
             state = self.states[message.stream_id]
             self._verdict_changed(message.stream_id, state.last_media_time)

@@ -15,7 +15,12 @@ from dfstream.livespec import LiveSettings
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
 from dfstream.sources import open_source, redact
-from dfstream.types import FaceCrop, Frame, StatusEvent
+from dfstream.types import Box, FaceCrop, Frame, StatusEvent
+
+FrameTap = Callable[[Frame, tuple[tuple[int, Box], ...]], None]
+"""Sees every frame the analyzer takes from its queue, with the (track id, box) pairs the
+pipeline uses on it (for the overlay). Called on the analyzer thread after the frame's crops
+were queued; it may wait briefly but must not block for good."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,10 @@ def run_analyzer(
     crops: BoundedQueue[CropMessage],
     settings: AnalyzerSettings,
     detector_factory: Callable[[], FaceDetector],
+    tap: FrameTap | None = None,
 ) -> None:
-    """Turn the frames of one stream into face crops and track-end messages."""
+    """Turn the frames of one stream into face crops and track-end messages; show every
+    frame to ``tap`` (if any) with its boxes, sampled or not."""
     stream_id = state.stream_id
     error: str | None = None
     failure: BaseException | None = None
@@ -148,6 +155,7 @@ def run_analyzer(
         period_known = False
         next_time = 0.0
         analyzed = 0
+        boxes: tuple[tuple[int, Box], ...] = ()
         while True:
             item = frames.get()
             if isinstance(item, SourceEnd):
@@ -159,6 +167,8 @@ def run_analyzer(
             take, next_time = _sampled(item.pts_seconds, next_time, period)
             state.last_media_time = item.pts_seconds
             if not take:
+                if tap is not None:
+                    tap(item, boxes)
                 continue
             if analyzed % settings.detect_every == 0:
                 tracker.update(detector.detect(item.image_bgr))
@@ -185,6 +195,9 @@ def run_analyzer(
                 )
                 if not crops.put(message):
                     break
+            if tap is not None:
+                boxes = tuple((t.track_id, t.box) for t in tracker.tracks())
+                tap(item, boxes)
     except DfstreamError as exc:
         error = redact(str(exc))
     except BaseException as exc:  # noqa: BLE001 - re-raised where the pipeline is joined
@@ -218,6 +231,7 @@ __all__ = [
     "AnalyzerSettings",
     "Backpressure",
     "CropMessage",
+    "FrameTap",
     "SourceEnd",
     "Status",
     "StreamEnd",
