@@ -23,7 +23,7 @@ from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sinks.console import EventLog
 from dfstream.sinks.jsonl import JsonlSink
-from dfstream.sources import expand_sources
+from dfstream.sources import Source, expand_sources, open_source
 from dfstream.types import StreamSummary
 
 
@@ -121,14 +121,19 @@ def prepare(
     *,
     console: Console,
     extra_sinks: list[Sink] | None = None,
+    model: LoadedModel | None = None,
+    opener: Callable[..., Source] = open_source,
 ) -> Run:
     """Open outputs, load the model, build backend and detector: everything that can fail
-    before decoding starts fails here."""
+    before decoding starts fails here.
+
+    ``model`` replaces the one the config names (benchmarks inject a tiny model); ``opener``
+    opens each source (benchmarks wrap it to play files in real time)."""
     sinks: list[Sink] = []
     if config.jsonl is not None:
         sinks.append(JsonlSink.open(config.jsonl))
     try:
-        loaded = load_model(config)
+        loaded = model if model is not None else load_model(config)
         backend = create_backend(config.backend, loaded, device=config.device)
         factory = detector_factory(
             config, lambda msg: console.print(f"dfstream: {msg}", highlight=False)
@@ -147,5 +152,6 @@ def prepare(
         settings=pipeline_settings(config, loaded),
         sink=group,
         untrained=loaded.untrained,
+        opener=opener,
     )
     return Run(config, loaded, backend, pipeline, group, extra_sinks or [])

@@ -33,6 +33,7 @@ from dfstream.pipeline.stages import (
 from dfstream.pipeline.state import StreamState
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink
+from dfstream.sources import Source, open_source
 from dfstream.types import (
     FaceCrop,
     Frame,
@@ -59,10 +60,16 @@ class PipelineSettings:
 
 @dataclass
 class BatchStats:
-    """How full the CNN batches were."""
+    """How full the CNN batches were, and the time spent inside the backend."""
 
     batches: int = 0
     crops: int = 0
+    embed_s: float = 0.0
+    """Seconds inside ``backend.embed`` (the CNN)."""
+    score_calls: int = 0
+    windows: int = 0
+    score_s: float = 0.0
+    """Seconds inside ``backend.score`` (the temporal head)."""
 
     @property
     def mean_size(self) -> float:
@@ -82,8 +89,11 @@ class Pipeline:
         settings: PipelineSettings,
         sink: Sink,
         untrained: bool,
+        opener: Callable[..., Source] = open_source,
     ) -> None:
+        """``opener`` opens each spec (``open_source``; benchmarks wrap it to pace files)."""
         self.specs = list(specs)
+        self.opener = opener
         self.backend = backend
         self.detector_factory = detector_factory
         self.settings = settings
@@ -129,6 +139,7 @@ class Pipeline:
                     self._crops,
                     self.settings.analyzer,
                     self._stop,
+                    self.opener,
                 )
             )
             self._threads.append(
@@ -201,7 +212,10 @@ class Pipeline:
     def _infer(self, crops: list[FaceCrop]) -> None:
         if not crops:
             return
-        features = self.backend.embed(np.stack([c.crop for c in crops]))
+        batch = np.stack([c.crop for c in crops])
+        clock = time.perf_counter()
+        features = self.backend.embed(batch)
+        self.batch_stats.embed_s += time.perf_counter() - clock
         self.batch_stats.batches += 1
         self.batch_stats.crops += len(crops)
         ready: list[ReadyWindow] = []
@@ -222,7 +236,12 @@ class Pipeline:
             self._score(ready)
 
     def _score(self, windows: list[ReadyWindow]) -> None:
-        probs = self.backend.score(np.stack([w.features for w in windows]))
+        stacked = np.stack([w.features for w in windows])
+        clock = time.perf_counter()
+        probs = self.backend.score(stacked)
+        self.batch_stats.score_s += time.perf_counter() - clock
+        self.batch_stats.score_calls += 1
+        self.batch_stats.windows += len(windows)
         now = time.time()
         for window, prob in zip(windows, probs, strict=True):
             score = float(prob)

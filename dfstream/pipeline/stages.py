@@ -13,7 +13,7 @@ from dfstream.errors import DfstreamError
 from dfstream.faces import FaceDetector, IouTracker, crop_face
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
-from dfstream.sources import open_source
+from dfstream.sources import Source, open_source
 from dfstream.types import FaceCrop, Frame, StatusEvent
 
 
@@ -72,18 +72,25 @@ def run_reader(
     crops: BoundedQueue[CropMessage],
     settings: AnalyzerSettings,
     stop: threading.Event,
+    opener: Callable[..., Source] = open_source,
 ) -> None:
-    """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops."""
+    """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops.
+
+    ``opener`` is ``open_source`` unless a harness wraps sources (e.g. real-time pacing).
+    """
     error: str | None = None
     try:
-        with open_source(spec, stream_id=state.stream_id) as source:
+        with opener(spec, stream_id=state.stream_id) as source:
             state.source = source.source
             state.live = source.live
             state.media_duration_s = source.media_duration_s
             state.input_fps = source.fps
             state.set_state("connected")
             crops.put_control(Status(StatusEvent(state.stream_id, "connected", "", time.time())))
+            # Time inside the decoder, excluding waits on the queue: one clock read per frame.
+            clock = time.perf_counter()
             for frame in source.frames():
+                state.decode_s += time.perf_counter() - clock
                 if stop.is_set():
                     break
                 if settings.max_seconds is not None and frame.pts_seconds >= settings.max_seconds:
@@ -92,6 +99,7 @@ def run_reader(
                 if not frames.put(frame):
                     break
                 state.dropped = frames.dropped
+                clock = time.perf_counter()
     except DfstreamError as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
@@ -137,7 +145,11 @@ def run_analyzer(
             if not take:
                 continue
             if analyzed % settings.detect_every == 0:
-                tracker.update(detector.detect(item.image_bgr))
+                clock = time.perf_counter()
+                found = detector.detect(item.image_bgr)
+                state.detect_s += time.perf_counter() - clock
+                state.detections += 1
+                tracker.update(found)
                 for track_id in tracker.pop_ended():
                     crops.put_control(TrackEnd(stream_id, track_id))
             analyzed += 1
