@@ -162,8 +162,8 @@ def bare_backend_crops_per_s(
 
 class PacedSource(Source):
     """Plays a file source in real time: each frame is released at its presentation time
-    (relative to the first ``frames()`` call) and stamped with the release time, as a camera
-    would deliver it. For benchmarks of live-like load from local files."""
+    (relative to the first ``frames()`` call), as a camera would deliver it. For benchmarks
+    of live-like load from local files; files keep their lossless queues (nothing dropped)."""
 
     def __init__(self, inner: Source, *, speed: float = 1.0) -> None:
         self.inner = inner
@@ -173,13 +173,18 @@ class PacedSource(Source):
         self.width, self.height = inner.width, inner.height
 
     def frames(self) -> Iterator[Frame]:
-        """The inner frames, each held back until its time has come."""
-        start = time.perf_counter()
+        """The inner frames, each held back until its time has come.
+
+        A frame's ``wall_time`` is when a camera would have delivered it, also when the
+        pipeline falls behind, so that decode-to-score latency includes any lag.
+        """
+        start, start_wall = time.perf_counter(), time.time()
         for frame in self.inner.frames():
-            delay = start + frame.pts_seconds / self.speed - time.perf_counter()
+            due = frame.pts_seconds / self.speed
+            delay = start + due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            yield dataclasses.replace(frame, wall_time=time.time())
+            yield dataclasses.replace(frame, wall_time=start_wall + due)
 
     def close(self) -> None:
         """Close the inner source."""
