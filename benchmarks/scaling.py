@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from benchmarks.report import fmt, rich_table, write_outputs
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--backend", default="auto")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", type=Path, help="write JSON here, .md and .png beside it")
     return p
 
@@ -129,6 +131,8 @@ def plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run every count, print the table, write JSON/Markdown/PNG with ``--json``."""
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     console = Console(highlight=False)
     loaded = bench_model(args.model, window=args.window)
     rows: list[dict[str, Any]] = []

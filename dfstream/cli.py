@@ -48,7 +48,8 @@ EXIT_CODES_HELP = """exit codes:
   130  interrupted (outputs are still finalised)
 
 other commands:
-  dfstream bench [--quick]   throughput of the whole pipeline on a generated clip
+  dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
+                             on a generated clip (see dfstream bench --help)
 """
 
 # Subcommands, each a module with ``main(argv) -> int``; imported only when used.
