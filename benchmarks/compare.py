@@ -47,7 +47,7 @@ from dfstream.benchkit import (
 )
 from dfstream.config import AnalyzeConfig
 from dfstream.errors import DfstreamError
-from dfstream.faces import make_detector
+from dfstream.faces import DetectorKind, make_detector
 from dfstream.model.checkpoint import LoadedModel
 
 TOLERANCE = 1e-4
@@ -108,7 +108,7 @@ def _bare(loaded: LoadedModel, args: argparse.Namespace) -> float:
 
 def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     """Run both sides and the bare backend; return every figure."""
-    detector = args.detector or ("yunet" if args.detector_model else "none")
+    detector: DetectorKind = args.detector or ("yunet" if args.detector_model else "none")
     loaded = bench_model(args.model, window=args.window)
     config = AnalyzeConfig(
         sources=(str(args.video),),
@@ -229,7 +229,7 @@ def table_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             f"{r['windows_compared']} compared",
         ],
         [
-            "max |score diff|",
+            "max abs score diff",
             "",
             "",
             f"{r['max_abs_score_diff']:.2e}" + (" (match)" if r["scores_match"] else " (MISMATCH)"),

@@ -97,7 +97,7 @@ def test_bench_quick_writes_every_figure(tmp_path: Path) -> None:
                 "crops_per_s", "cpu_percent", "peak_rss_mb", "bare_decode_fps",
                 "bare_backend_crops_per_s", "efficiency"):  # fmt: skip
         assert result[key] > 0, key
-    assert result["frames"] == result["crops"] == 100  # 4 s at 25 fps, whole frame = one face
+    assert result["frames"] == result["crops"] == 75  # 3 s at 25 fps, whole frame = one face
     assert set(result["latency_ms"]) == {"p50", "p95", "p99"}
     assert result["settings"]["model"] == "resnext50"
     assert result["machine"]["av"] and result["machine"]["cpu_count"]
