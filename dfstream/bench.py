@@ -27,7 +27,7 @@ from dfstream.benchkit import (
     BENCH_MODELS,
     ResourceClock,
     ScoreCollector,
-    bare_backend_crops_per_s,
+    bare_backend_rates,
     bare_decode_fps,
     bench_model,
     machine_info,
@@ -123,7 +123,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
     # The machine's load drifts: time the backend alone before and after, keep the median.
     bare_s = 1.5 if args.quick else 4.0
     bare_runs = [
-        bare_backend_crops_per_s(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
+        bare_backend_rates(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
     ]
     _frames, before = bare_decode_fps(clip, max_seconds=config.max_seconds)
     with ResourceClock() as clock:
@@ -139,11 +139,15 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         result["frames_per_s"] / args.streams / decode_fps if decode_fps else 0.0
     )
     bare_runs.append(
-        bare_backend_crops_per_s(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
+        bare_backend_rates(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
     )
-    bare = statistics.median(bare_runs)
+    bare = statistics.median(rate for rate, _cpu in bare_runs)
     result["bare_backend_crops_per_s"] = bare
-    result["bare_backend_crops_per_s_runs"] = bare_runs
+    result["bare_backend_crops_per_s_runs"] = [rate for rate, _cpu in bare_runs]
+    cpu_per_crop = statistics.median(cpu for _rate, cpu in bare_runs)
+    result["efficiency_cpu"] = (
+        cpu_per_crop * result["crops"] / clock.cpu_s if clock.cpu_s > 0 else 0.0
+    )
     result["efficiency"] = result["crops_per_s"] / bare if bare else 0.0
     result["settings"] = {
         "clip": str(args.video) if args.video else "generated",
@@ -196,6 +200,7 @@ def render(result: dict[str, Any]) -> Table:
         ("", "e2e ÷ bare decode", f"{result['frames_per_s_vs_bare_decode']:.2f}"),
         ("", "backend crops/s", f"{result['bare_backend_crops_per_s']:.1f}"),
         ("", "efficiency", f"{result['efficiency']:.2f}"),
+        ("", "efficiency by CPU time", f"{result['efficiency_cpu']:.2f}"),
         ("machine", "CPU", f"{m['cpu']} ×{m['cpu_count']}, torch ×{m['torch_threads']}"),
         ("", "load average", " ".join(f"{v:.1f}" for v in m["load_average"] or ())),
         ("", "Python, torch", f"{m['python']}, {m['torch']}"),

@@ -77,12 +77,14 @@ def test_compare_writes_json_and_markdown(clip_path: Path, tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    for key in ("speedup", "efficiency", "dfstream_crops_per_s", "naive_crops_per_s"):
+    for key in ("speedup", "efficiency", "efficiency_cpu", "cpu_speedup",
+                "dfstream_crops_per_s", "naive_crops_per_s"):  # fmt: skip
         assert isinstance(result[key], float) and result[key] > 0, key
     assert 0 <= result["max_abs_score_diff"] <= 1e-4
     assert result["scores_match"] is True
     assert result["windows_compared"] == result["windows"] == (30 - 5) // 2 + 1
     assert result["naive_crops"] == 5 * result["windows"]
+    assert len(result["dfstream_wall_s_runs"]) == 2  # before and after the naive run
     assert result["machine"]["torch"]
     assert "| wall time s |" in out.with_suffix(".md").read_text()
 
@@ -95,7 +97,7 @@ def test_bench_quick_writes_every_figure(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     for key in ("decode_fps", "embed_crops_per_s", "head_windows_per_s", "frames_per_s",
                 "crops_per_s", "cpu_percent", "peak_rss_mb", "bare_decode_fps",
-                "bare_backend_crops_per_s", "efficiency"):  # fmt: skip
+                "bare_backend_crops_per_s", "efficiency", "efficiency_cpu"):  # fmt: skip
         assert result[key] > 0, key
     assert result["frames"] == result["crops"] == 75  # 3 s at 25 fps, whole frame = one face
     assert set(result["latency_ms"]) == {"p50", "p95", "p99"}
