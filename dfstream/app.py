@@ -25,7 +25,7 @@ from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sinks.console import EventLog
 from dfstream.sinks.jsonl import JsonlSink
 from dfstream.sinks.outputs import open_outputs
-from dfstream.sources import expand_sources
+from dfstream.sources import Source, expand_sources, open_source
 from dfstream.types import StreamSummary
 
 
@@ -130,16 +130,21 @@ def prepare(
     *,
     console: Console,
     extra_sinks: list[Sink] | None = None,
+    model: LoadedModel | None = None,
+    opener: Callable[..., Source] = open_source,
 ) -> Run:
     """Open outputs, load the model, build backend and detector: everything that can fail
-    before decoding starts fails here."""
+    before decoding starts fails here.
+
+    ``model`` replaces the one the config names (benchmarks inject a tiny model); ``opener``
+    opens each source (benchmarks wrap it to play files in real time)."""
     sinks: list[Sink] = []
     if config.jsonl is not None:
         sinks.append(JsonlSink.open(config.jsonl))
     specs = expand_sources(config.sources)
     built: list[Pipeline] = []  # the overlay asks whether the pipeline is stopping
     try:
-        loaded = load_model(config)
+        loaded = model if model is not None else load_model(config)
         backend = create_backend(
             config.backend,
             loaded,
@@ -182,6 +187,7 @@ def prepare(
         untrained=loaded.untrained,
         frame_tap=None if overlay is None else overlay.tap,
         on_track_end=None if overlay is None else overlay.track_ended,
+        opener=opener,
     )
     built.append(pipeline)
     return Run(config, loaded, backend, pipeline, group, extra_sinks or [])

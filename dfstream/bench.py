@@ -1,72 +1,241 @@
-"""``dfstream bench``: throughput of the whole pipeline on a generated clip.
+"""``dfstream bench``: throughput and latency of the whole pipeline, stage by stage.
 
-Runs a synthetic H.264 clip through the real pipeline (PyAV decode, whole-frame "detector",
-crops, an untrained ResNeXt50+LSTM on the chosen backend, window scoring) and prints frames/s
-and crops/s. Needs no network, weights or data.
+Runs a generated H.264 clip (or ``--video``) through the real pipeline (``app.prepare`` and
+``Pipeline``: PyAV decode, detector, crops, the CNN + LSTM on the chosen backend, window
+scoring) with an untrained model, and prints one table: per-stage rates (decode fps, detect
+ms/frame, embed crops/s, head windows/s, measured inside each stage), end-to-end rates,
+decode-to-score latency percentiles, CPU and peak memory, the bare references (PyAV decoding
+alone, the backend alone at the same batch size) and the machine. ``--json`` writes the same
+figures. Needs no network, weights or data.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
+import statistics
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
 from dfstream.app import prepare
+from dfstream.benchkit import (
+    BENCH_MODELS,
+    ResourceClock,
+    ScoreCollector,
+    bare_backend_rates,
+    bare_decode_fps,
+    bench_model,
+    machine_info,
+    paced_opener,
+    stage_metrics,
+)
 from dfstream.config import AnalyzeConfig
+from dfstream.errors import OutputError, UsageError
 from dfstream.synth import write_synthetic_clip
+
+CLIP_SIZE = (320, 240)
+CLIP_FPS = 25
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0 but got {text}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream bench``."""
     p = argparse.ArgumentParser(
         prog="dfstream bench",
-        description="Measure end-to-end throughput on a generated clip with an untrained model.",
+        description=(
+            "Measure the pipeline stage by stage on a generated 320x240 25 fps clip with an "
+            "untrained model (no network, weights or data needed)."
+        ),
+        epilog="The machine's other load skews every figure: compare runs made side by side.",
     )
-    p.add_argument("--quick", action="store_true", help="a short run (well under 60 s)")
-    p.add_argument("--seconds", type=float, default=None, help="clip length in seconds")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--quick", action="store_true", help="a short run: at most ~60 s on 2 cores")
+    p.add_argument("--seconds", type=_positive(float), help="clip length (default 6, quick 3)")
+    p.add_argument("--video", type=Path, help="benchmark this file instead of a generated clip")
+    p.add_argument("--streams", type=_positive(int), default=1, help="concurrent copies (1)")
+    p.add_argument(
+        "--realtime", action="store_true", help="play the clip in real time, as a camera would"
+    )
+    p.add_argument("--backend", default="auto", help="inference backend (auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
+    p.add_argument("--batch", type=_positive(int), default=16, help="CNN batch size (16)")
+    p.add_argument("--window", type=_positive(int), default=20, help="window T (20)")
+    p.add_argument("--stride", type=_positive(int), default=5, help="window stride (5)")
+    p.add_argument(
+        "--detector",
+        default="none",
+        choices=("none", "haar", "yunet", "auto"),
+        help="face detector (none: the whole frame is the face; the generated clip has none)",
+    )
+    p.add_argument("--detector-model", type=Path, help="YuNet ONNX model")
+    p.add_argument("--detect-every", type=_positive(int), default=5, help="detector period (5)")
+    p.add_argument(
+        "--model",
+        default="resnext50",
+        choices=BENCH_MODELS,
+        help="untrained model: resnext50 (the product's) or tiny (benchmarks pipeline overhead)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive(int),
+        help="torch intra-op threads (default: torch's own choice, as dfstream uses)",
+    )
+    p.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
     return p
 
 
+def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[str, Any]:
+    """Run the benchmark on ``clip`` and return every figure."""
+    config = AnalyzeConfig(
+        sources=(str(clip),) * args.streams,
+        untrained=True,
+        detector=args.detector,
+        detector_model=args.detector_model,
+        detect_every=args.detect_every,
+        backend=args.backend,
+        device=args.device,
+        batch=args.batch,
+        window=args.window,
+        stride=args.stride,
+        max_seconds=args.seconds if args.video is not None else None,
+    )
+    collector = ScoreCollector()
+    run = prepare(
+        config,
+        console=console,
+        extra_sinks=[collector],
+        model=bench_model(args.model, window=args.window),
+        **({"opener": paced_opener()} if args.realtime else {}),
+    )
+    # The machine's load drifts: time the backend alone before and after, keep the median.
+    bare_s = 1.5 if args.quick else 4.0
+    bare_runs = [
+        bare_backend_rates(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
+    ]
+    _frames, before = bare_decode_fps(clip, max_seconds=config.max_seconds)
+    with ResourceClock() as clock:
+        summaries = run.execute()
+    result = stage_metrics(run, clock.wall_s, collector)
+    result["cpu_percent"] = clock.cpu_percent
+    result["peak_rss_mb"] = ResourceClock.peak_rss_mb()
+    frames, after = bare_decode_fps(clip, max_seconds=config.max_seconds)
+    decode_fps = statistics.median([before, after])
+    result["bare_decode_fps"] = decode_fps
+    result["bare_decode_fps_runs"] = [before, after]
+    result["frames_per_s_vs_bare_decode"] = (
+        result["frames_per_s"] / args.streams / decode_fps if decode_fps else 0.0
+    )
+    bare_runs.append(
+        bare_backend_rates(run.backend, batch=args.batch, stride=args.stride, seconds=bare_s)
+    )
+    bare = statistics.median(rate for rate, _cpu in bare_runs)
+    result["bare_backend_crops_per_s"] = bare
+    result["bare_backend_crops_per_s_runs"] = [rate for rate, _cpu in bare_runs]
+    cpu_per_crop = statistics.median(cpu for _rate, cpu in bare_runs)
+    result["efficiency_cpu"] = (
+        cpu_per_crop * result["crops"] / clock.cpu_s if clock.cpu_s > 0 else 0.0
+    )
+    result["efficiency"] = result["crops_per_s"] / bare if bare else 0.0
+    result["settings"] = {
+        "clip": str(args.video) if args.video else "generated",
+        "clip_frames": frames,
+        "model": args.model,
+        "backend": run.backend.describe(),
+        "batch": args.batch,
+        "window": args.window,
+        "stride": args.stride,
+        "detector": args.detector,
+        "detect_every": args.detect_every,
+        "streams": args.streams,
+        "realtime": bool(args.realtime),
+        "quick": bool(args.quick),
+        "torch_threads": torch.get_num_threads(),
+    }
+    result["machine"] = machine_info(run.backend)
+    result["exit_ok"] = all(s.error is None for s in summaries)
+    return result
+
+
+def render(result: dict[str, Any]) -> Table:
+    """The figures as one table."""
+    s, m = result["settings"], result["machine"]
+    lat = result["latency_ms"]
+    table = Table(
+        title=(
+            f"dfstream bench: {s['model']} (untrained), {s['backend']}, batch {s['batch']}, "
+            f"T={s['window']} stride {s['stride']}, {s['streams']} stream(s)"
+            + (", real time" if s["realtime"] else "")
+        )
+    )
+    table.add_column("stage")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("decode", "frames/s in the decoder", f"{result['decode_fps']:.1f}"),
+        ("detect", f"ms/frame ({s['detector']})", f"{result['detect_ms_per_frame']:.2f}"),
+        ("embed", "crops/s in embed", f"{result['embed_crops_per_s']:.1f}"),
+        ("head", "windows/s in score", f"{result['head_windows_per_s']:.1f}"),
+        ("end to end", "frames/s", f"{result['frames_per_s']:.1f}"),
+        ("", "crops/s", f"{result['crops_per_s']:.1f}"),
+        ("", "windows scored", str(result["windows"])),
+        ("", "mean CNN batch", f"{result['mean_batch']:.1f}"),
+        ("", "wall time s", f"{result['wall_s']:.2f}"),
+        ("latency", "p50/p95/p99 ms", "/".join(f"{v:.0f}" for v in lat.values())),
+        ("process", "CPU % (100 = 1 core)", f"{result['cpu_percent']:.0f}"),
+        ("", "peak RSS MiB", f"{result['peak_rss_mb']:.0f}"),
+        ("bare", "PyAV decode f/s", f"{result['bare_decode_fps']:.1f}"),
+        ("", "e2e ÷ bare decode", f"{result['frames_per_s_vs_bare_decode']:.2f}"),
+        ("", "backend crops/s", f"{result['bare_backend_crops_per_s']:.1f}"),
+        ("", "efficiency", f"{result['efficiency']:.2f}"),
+        ("", "efficiency by CPU time", f"{result['efficiency_cpu']:.2f}"),
+        ("machine", "CPU", f"{m['cpu']} ×{m['cpu_count']}, torch ×{m['torch_threads']}"),
+        ("", "load average", " ".join(f"{v:.1f}" for v in m["load_average"] or ())),
+        ("", "Python, torch", f"{m['python']}, {m['torch']}"),
+        ("", "PyAV, OpenCV", f"{m['av']}, {m['opencv']}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def main(argv: list[str]) -> int:
-    """Run the benchmark and print its table."""
+    """Run the benchmark, print its table, optionally write JSON; 0 when every stream ran."""
     args = build_parser().parse_args(argv)
-    seconds = args.seconds or (4.0 if args.quick else 20.0)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.video is not None and not args.video.is_file():
+        raise UsageError(f"--video {args.video}: no such file")
+    if args.seconds is None:
+        args.seconds = 3.0 if args.quick else 6.0
+        if args.video is not None and not args.quick:
+            args.seconds = None
     console = Console(highlight=False)
     with tempfile.TemporaryDirectory(prefix="dfstream-bench-") as tmp:
-        clip = write_synthetic_clip(Path(tmp) / "clip.mp4", seconds=seconds)
-        config = AnalyzeConfig(
-            sources=(str(clip),),
-            untrained=True,
-            detector="none",
-            backend=args.backend,
-            device=args.device,
-            batch=args.batch,
-            window=20,
-            stride=5,
+        clip = args.video or write_synthetic_clip(
+            Path(tmp) / "clip.mp4", seconds=args.seconds, size=CLIP_SIZE, fps=CLIP_FPS
         )
-        run = prepare(config, console=console)
-        started = time.perf_counter()
-        (summary,) = run.execute()
-        elapsed = time.perf_counter() - started
-    table = Table(title=f"dfstream bench ({run.backend.describe()}, untrained model)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("clip", f"{seconds:.0f} s, 320x240, 25 fps, H.264")
-    table.add_row("frames", str(summary.frames_decoded))
-    table.add_row("crops embedded", str(summary.crops_embedded))
-    table.add_row("windows scored", str(summary.windows_scored))
-    table.add_row("wall time s", f"{elapsed:.2f}")
-    table.add_row("frames/s", f"{summary.frames_decoded / elapsed:.1f}")
-    table.add_row("crops/s", f"{summary.crops_embedded / elapsed:.1f}")
-    table.add_row("mean batch", f"{run.pipeline.batch_stats.mean_size:.1f}")
-    table.add_row("machine", f"{platform.machine()}, {platform.python_version()}")
-    console.print(table)
-    return 0 if summary.error is None else 3
+        result = run_bench(args, clip, console)
+    console.print(render(result))
+    console.print(
+        "Untrained model: scores are meaningless. The machine may be shared: figures are noisy."
+    )
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            raise OutputError(f"--json {args.json}: cannot write ({exc.strerror})") from exc
+    return 0 if result["exit_ok"] else 3

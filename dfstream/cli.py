@@ -49,10 +49,11 @@ EXIT_CODES_HELP = """exit codes:
   130  interrupted (outputs are still finalised)
 
 other commands:
-  dfstream bench [--quick]   throughput of the whole pipeline on a generated clip
   dfstream export ...        ONNX export of a model + parity check (see export --help)
   dfstream engine build ...  TensorRT engines from the ONNX export (see engine --help)
   dfstream doctor            versions, devices, and which backends work here (and why not)
+  dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
+                             on a generated clip (see dfstream bench --help)
 """
 
 # Subcommands, each a module with ``main(argv) -> int``; imported only when used.

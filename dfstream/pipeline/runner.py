@@ -35,7 +35,7 @@ from dfstream.pipeline.stages import (
 from dfstream.pipeline.state import StreamState
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink
-from dfstream.sources import redact
+from dfstream.sources import Source, open_source, redact
 from dfstream.types import (
     BatchStatsEvent,
     FaceCrop,
@@ -75,12 +75,19 @@ class PipelineSettings:
 
 @dataclass
 class BatchStats:
-    """How full the CNN batches were, and how often one batch mixed several streams."""
+    """How full the CNN batches were, how often one batch mixed several streams, and the time
+    spent inside the backend."""
 
     batches: int = 0
     crops: int = 0
     multi_stream_batches: int = 0
     max_streams: int = 0
+    embed_s: float = 0.0
+    """Seconds inside ``backend.embed`` (the CNN)."""
+    score_calls: int = 0
+    windows: int = 0
+    score_s: float = 0.0
+    """Seconds inside ``backend.score`` (the temporal head)."""
 
     @property
     def mean_size(self) -> float:
@@ -130,12 +137,15 @@ class Pipeline:
         untrained: bool,
         frame_tap: FrameTap | None = None,
         on_track_end: Callable[[str, int], None] | None = None,
+        opener: Callable[..., Source] = open_source,
     ) -> None:
         """``frame_tap`` sees every analysed frame with its boxes (overlay);
-        ``on_track_end(stream_id, track_id)`` is called once all of a track's crops are scored."""
+        ``on_track_end(stream_id, track_id)`` is called once all of a track's crops are scored;
+        ``opener`` opens each spec (``open_source``; benchmarks wrap it to pace files)."""
         self.specs = list(specs)
         self.frame_tap = frame_tap
         self.on_track_end = on_track_end
+        self.opener = opener
         self.backend = backend
         self.detector_factory = detector_factory
         self.settings = settings
@@ -193,6 +203,7 @@ class Pipeline:
                     settings.analyzer,
                     self._stop,
                     settings.live,
+                    self.opener,
                 )
             )
             self._threads.append(
@@ -270,9 +281,11 @@ class Pipeline:
     def _infer(self, crops: list[FaceCrop]) -> None:
         if not crops:
             return
-        started = time.monotonic()
-        features = self.backend.embed(np.stack([c.crop for c in crops]))
-        self._last_embed_s = time.monotonic() - started
+        batch = np.stack([c.crop for c in crops])
+        clock = time.perf_counter()
+        features = self.backend.embed(batch)
+        self._last_embed_s = time.perf_counter() - clock
+        self.batch_stats.embed_s += self._last_embed_s
         self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
         for crop, feature in zip(crops, features, strict=True):
@@ -292,7 +305,12 @@ class Pipeline:
             self._score(ready)
 
     def _score(self, windows: list[ReadyWindow]) -> None:
-        probs = self.backend.score(np.stack([w.features for w in windows]))
+        stacked = np.stack([w.features for w in windows])
+        clock = time.perf_counter()
+        probs = self.backend.score(stacked)
+        self.batch_stats.score_s += time.perf_counter() - clock
+        self.batch_stats.score_calls += 1
+        self.batch_stats.windows += len(windows)
         now = time.time()
         for window, prob in zip(windows, probs, strict=True):
             score = float(prob)

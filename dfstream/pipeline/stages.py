@@ -14,7 +14,7 @@ from dfstream.faces import FaceDetector, IouTracker, crop_face
 from dfstream.livespec import LiveSettings
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
-from dfstream.sources import open_source, redact
+from dfstream.sources import Source, open_source, redact
 from dfstream.types import Box, FaceCrop, Frame, StatusEvent
 
 FrameTap = Callable[[Frame, tuple[tuple[int, Box], ...]], None]
@@ -82,11 +82,13 @@ def run_reader(
     settings: AnalyzerSettings,
     stop: threading.Event,
     live: LiveSettings | None = None,
+    opener: Callable[..., Source] = open_source,
 ) -> None:
     """Open ``spec`` and decode it into ``frames`` until it ends, fails or the pipeline stops.
 
     Live sources report their connection changes (disconnected, stalled, reconnecting,
     connected) as status messages through ``crops``, in order with the stream's crops.
+    ``opener`` is ``open_source`` unless a harness wraps sources (e.g. real-time pacing).
     """
     error: str | None = None
 
@@ -97,7 +99,7 @@ def run_reader(
         crops.put_control(Status(StatusEvent(state.stream_id, new_state, reason, time.time())))
 
     try:
-        with open_source(
+        with opener(
             spec, stream_id=state.stream_id, live=live, on_status=on_status, stop=stop
         ) as source:
             state.source = source.source
@@ -108,7 +110,10 @@ def run_reader(
             state.input_fps = source.fps
             state.set_state("connected")
             crops.put_control(Status(StatusEvent(state.stream_id, "connected", "", time.time())))
+            # Time inside the decoder, excluding waits on the queue: one clock read per frame.
+            clock = time.perf_counter()
             for frame in source.frames():
+                state.decode_s += time.perf_counter() - clock
                 if stop.is_set():
                     break
                 if settings.max_seconds is not None and frame.pts_seconds >= settings.max_seconds:
@@ -117,6 +122,7 @@ def run_reader(
                 if not frames.put(frame):
                     break
                 state.dropped = frames.dropped
+                clock = time.perf_counter()
     except DfstreamError as exc:
         error = redact(str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
@@ -171,7 +177,11 @@ def run_analyzer(
                     tap(item, boxes)
                 continue
             if analyzed % settings.detect_every == 0:
-                tracker.update(detector.detect(item.image_bgr))
+                clock = time.perf_counter()
+                found = detector.detect(item.image_bgr)
+                state.detect_s += time.perf_counter() - clock
+                state.detections += 1
+                tracker.update(found)
                 for track_id in tracker.pop_ended():
                     crops.put_control(TrackEnd(stream_id, track_id))
             analyzed += 1

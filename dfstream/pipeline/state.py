@@ -46,6 +46,12 @@ class StreamState:
     windows_scored: int = 0
     dropped: int = 0
     reconnects: int = 0
+    decode_s: float = 0.0
+    """Seconds the reader spent inside the decoder (benchmark instrumentation)."""
+    detect_s: float = 0.0
+    """Seconds the analyzer spent inside the face detector."""
+    detections: int = 0
+    """Detector runs."""
     verdict: Verdict = Verdict.NO_FACES
     score: float | None = None
     started_at: float = field(default_factory=time.time)

@@ -1,0 +1,276 @@
+"""Measurement helpers shared by ``dfstream bench`` and the suites in ``benchmarks/``.
+
+Everything here measures the real pipeline from outside: a score-collecting sink, a resource
+clock (wall, CPU, peak RSS), bare references (PyAV decoding alone, the backend alone), a source
+wrapper that plays files in real time, machine and library versions, and a tiny model for
+decode-bound measurements. Nothing here is used by ``dfstream SOURCE...`` itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from torch import nn
+
+from dfstream.backends.base import InferenceBackend
+from dfstream.model.checkpoint import LoadedModel, untrained_model
+from dfstream.model.network import DeepfakeNet
+from dfstream.model.spec import ModelSpec, native_spec
+from dfstream.sinks.base import Sink
+from dfstream.sources import Source, open_source
+from dfstream.types import Event, Frame, ScoreEvent
+
+BENCH_MODELS = ("resnext50", "tiny")
+"""``--model`` choices of the benchmarks: the product's model, or a trivially small one."""
+
+
+class TinyNet(DeepfakeNet):
+    """A trivially small CNN + LSTM with DeepfakeNet's interface, for benchmarks only.
+
+    One strided 3x3 convolution (3 -> 8 channels), global pooling, an LSTM(8, 8) head: its cost
+    is negligible next to decoding, so a run with it measures the pipeline's own overhead. It is
+    never used by ``dfstream SOURCE...`` and cannot be saved as a dfstream checkpoint.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        nn.Module.__init__(self)
+        self.spec = spec
+        self.model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.ReLU())
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.lstm = nn.LSTM(8, 8, 1, batch_first=True)
+        self.dp = nn.Dropout(0.0)
+        self.linear1 = nn.Linear(8, len(spec.labels))
+
+
+def bench_model(name: str, *, window: int, seed: int = 0) -> LoadedModel:
+    """The untrained model a benchmark runs: ``resnext50`` (the product's) or ``tiny``."""
+    spec = native_spec(window=window)
+    if name == "resnext50":
+        return untrained_model(spec, seed=seed)
+    if name == "tiny":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = TinyNet(spec).eval()
+        return LoadedModel(model, spec, "untrained", "tiny benchmark model", {"seed": seed})
+    raise ValueError(f"model: expected one of {', '.join(BENCH_MODELS)} but got {name!r}")
+
+
+@dataclass
+class ScoreCollector(Sink):
+    """Keeps every score event (window scores and decode-to-score latencies)."""
+
+    scores: list[ScoreEvent] = field(default_factory=list)
+
+    def handle(self, event: Event) -> None:
+        """Keep score events, ignore the rest."""
+        if isinstance(event, ScoreEvent):
+            self.scores.append(event)
+
+    def by_window(self) -> dict[tuple[str, int, int], float]:
+        """``{(stream, track, frame_index): score}``."""
+        return {(e.stream_id, e.track_id, e.frame_index): e.score for e in self.scores}
+
+    def latencies_ms(self) -> list[float]:
+        """Every window's decode-to-score latency."""
+        return [e.latency_ms for e in self.scores]
+
+
+def percentiles(values: list[float], qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
+    """``{"p50": ..., ...}``; NaN for an empty list."""
+    if not values:
+        return {f"p{q}": float("nan") for q in qs}
+    got = np.percentile(np.asarray(values, dtype=np.float64), qs)
+    return {f"p{q}": float(v) for q, v in zip(qs, got, strict=True)}
+
+
+class ResourceClock:
+    """Wall time, process CPU time and peak RSS over a ``with`` block."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def __enter__(self) -> ResourceClock:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU time / wall time in percent of one core (200 = both cores of a 2-core box)."""
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @staticmethod
+    def peak_rss_mb() -> float:
+        """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bare_decode_fps(path: Path, *, max_seconds: float | None = None) -> tuple[int, float]:
+    """``(frames, frames/s)`` of PyAV alone on ``path``: decode and convert to BGR, as the
+    file source does (threaded decoding, ``to_ndarray(format="bgr24")``), nothing else."""
+    started = time.perf_counter()
+    frames = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
+                break
+            frame.to_ndarray(format="bgr24")
+            frames += 1
+    elapsed = time.perf_counter() - started
+    return frames, frames / elapsed if elapsed > 0 else 0.0
+
+
+def bare_backend_rates(
+    backend: InferenceBackend, *, batch: int, stride: int, seconds: float = 3.0
+) -> tuple[float, float]:
+    """``(crops/s, CPU seconds per crop)`` of the backend alone: batches of ``batch`` random
+    crops through ``embed`` plus the ``batch / stride`` windows that many crops make due
+    through ``score``: the model's work per crop in the pipeline, with no decoding, detection,
+    queues or Python around it. The CPU figure is less sensitive to other load on the machine."""
+    spec = backend.spec
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    features = backend.embed(crops)  # warm-up, and the feature size
+    n_windows = max(1, round(batch / stride))
+    windows = rng.standard_normal((n_windows, spec.window, features.shape[1])).astype(np.float32)
+    backend.score(windows)
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
+    while True:
+        backend.embed(crops)
+        backend.score(windows)
+        done += batch
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and done >= 2 * batch:
+            return done / elapsed, (time.process_time() - cpu) / done
+
+
+def bare_backend_crops_per_s(
+    backend: InferenceBackend, *, batch: int, stride: int, seconds: float = 3.0
+) -> float:
+    """Crops/s of the backend alone (see ``bare_backend_rates``)."""
+    return bare_backend_rates(backend, batch=batch, stride=stride, seconds=seconds)[0]
+
+
+class PacedSource(Source):
+    """Plays a file source in real time: each frame is released at its presentation time
+    (relative to the first ``frames()`` call), as a camera would deliver it. For benchmarks
+    of live-like load from local files; files keep their lossless queues (nothing dropped)."""
+
+    def __init__(self, inner: Source, *, speed: float = 1.0) -> None:
+        self.inner = inner
+        self.speed = speed
+        self.stream_id, self.source, self.live = inner.stream_id, inner.source, inner.live
+        self.fps, self.media_duration_s = inner.fps, inner.media_duration_s
+        self.width, self.height = inner.width, inner.height
+
+    def frames(self) -> Iterator[Frame]:
+        """The inner frames, each held back until its time has come.
+
+        A frame's ``wall_time`` is when a camera would have delivered it, also when the
+        pipeline falls behind, so that decode-to-score latency includes any lag.
+        """
+        start, start_wall = time.perf_counter(), time.time()
+        for frame in self.inner.frames():
+            due = frame.pts_seconds / self.speed
+            delay = start + due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            yield dataclasses.replace(frame, wall_time=start_wall + due)
+
+    def close(self) -> None:
+        """Close the inner source."""
+        self.inner.close()
+
+
+def paced_opener(speed: float = 1.0) -> Callable[..., Source]:
+    """An ``opener`` for ``prepare``/``Pipeline`` that plays every source in real time."""
+
+    def opener(spec: str, *, stream_id: str | None = None, **live: Any) -> Source:
+        return PacedSource(open_source(spec, stream_id=stream_id, **live), speed=speed)
+
+    return opener
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(backend: InferenceBackend | None = None) -> dict[str, Any]:
+    """The machine and library versions a measurement came from."""
+    import cv2
+
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "av": av.__version__,
+        "ffmpeg_libavcodec": ".".join(str(v) for v in av.library_versions["libavcodec"]),
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    if backend is not None:
+        info["backend"] = backend.describe()
+    return info
+
+
+def stage_metrics(run: Any, wall_s: float, collector: ScoreCollector) -> dict[str, Any]:
+    """Per-stage and end-to-end figures of a finished ``app.Run`` that took ``wall_s``."""
+    states = list(run.pipeline.states.values())
+    stats = run.pipeline.batch_stats
+    frames = sum(s.frames_decoded for s in states)
+    crops = sum(s.crops_embedded for s in states)
+    windows = sum(s.windows_scored for s in states)
+    decode_s = sum(s.decode_s for s in states)
+    detect_s = sum(s.detect_s for s in states)
+    detections = sum(s.detections for s in states)
+
+    def rate(n: float, seconds: float) -> float:
+        return n / seconds if seconds > 0 else 0.0
+
+    return {
+        "streams": len(states),
+        "frames": frames,
+        "frames_analyzed": sum(s.frames_analyzed for s in states),
+        "crops": crops,
+        "windows": windows,
+        "wall_s": wall_s,
+        "decode_fps": rate(frames, decode_s),
+        "detect_ms_per_frame": 1000.0 * detect_s / detections if detections else 0.0,
+        "detector_runs": detections,
+        "embed_crops_per_s": rate(stats.crops, stats.embed_s),
+        "head_windows_per_s": rate(stats.windows, stats.score_s),
+        "mean_batch": stats.mean_size,
+        "frames_per_s": rate(frames, wall_s),
+        "crops_per_s": rate(crops, wall_s),
+        "windows_per_s": rate(windows, wall_s),
+        "latency_ms": percentiles(collector.latencies_ms()),
+        "errors": [s.error for s in states if s.error],
+    }
