@@ -1,6 +1,6 @@
 """Does self-blending carry a learnable signal? Train on one person, test on another.
 
-A small model (``--backbone small``, random init, T = 1) is trained with ``python -m training
+A small model (``--backbone small``, random init, T = 1, 64 px crops to keep CPU time low) is trained with ``python -m training
 train --sbi`` on real vs self-blended crops of FF++ ``519.mp4`` only, then scored with
 ``evaluate --sbi`` on real vs self-blended crops of DFDC ``brtujopkby.mp4`` - a different
 person, camera, resolution and compression, never seen in training. The frame-level AUC is the
@@ -8,7 +8,7 @@ figure; the acceptance bar is 0.9. Results go to ``benchmarks/results/sbi_signal
 
 Needs ``../shared`` (the mini corpus and the YuNet model). Run from the repository root::
 
-    python -m benchmarks.sbi_signal [--steps 300] [--frames 160]
+    python -m benchmarks.sbi_signal [--steps 300] [--frames 160] [--size 64]
 
 Everything runs through the real command lines (index is replaced by a two-row manifest, so
 that the train/test assignment is fixed). CPU timings on a shared machine are noisy.
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--frames", type=int, default=160)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=64, help="crop side in pixels")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULT)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cache, run, metrics = work / "cache", work / "run", work / "metrics.json"
         t_pre = _training("preprocess", str(manifest), "--out", str(cache), "--frames",
-                          str(args.frames), "--run-length", "1", "--detector", "yunet",
+                          str(args.frames), "--run-length", "1", "--size", str(args.size), "--detector", "yunet",
                           "--detector-model", str(YUNET), "--workers", "2")  # fmt: skip
         t_train = _training("train", str(cache), "--out", str(run), "--sbi", "--backbone",
                             "small", "--window", "1", "--epochs", "1000", "--max-steps",

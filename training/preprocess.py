@@ -87,15 +87,15 @@ def _crop_landmarks(
 
 def extract(path: Path, detector: FaceDetector, settings: CropSettings) -> dict[str, np.ndarray]:
     """Crops and per-crop metadata of one video (see ``training.cache`` for the arrays)."""
-    plan = sample_plan(count_frames(path), settings.frames, settings.run_length)
     margin = 0.0 if settings.detector == "none" else settings.margin
     tracker = IouTracker(iou_threshold=0.3, max_misses=3)
     rows: dict[str, list[np.ndarray | int]] = {
         k: [] for k in ("crops", "frame_index", "track", "run", "boxes", "landmarks")
     }
-    last = max(plan) if plan else -1
     previous_run, position = -1, 0
-    with FileSource.open(path, stream_id=str(path)) as source:
+    with FileSource.open(path, stream_id=str(path)) as source:  # validates: one-line errors
+        plan = sample_plan(count_frames(path), settings.frames, settings.run_length)
+        last = max(plan) if plan else -1
         for frame in source.frames():
             if frame.index > last:
                 break
