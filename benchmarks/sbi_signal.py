@@ -1,7 +1,8 @@
 """Does self-blending carry a learnable signal? Train on one person, test on another.
 
-A small model (``--backbone small``, random init, T = 1, 64 px crops to keep CPU time low) is trained with ``python -m training
-train --sbi`` on real vs self-blended crops of FF++ ``519.mp4`` only, then scored with
+A small model (``--backbone small``, random init, T = 1, 64 px crops to keep CPU time low)
+is trained with ``python -m training train --sbi`` on real vs self-blended crops of FF++
+``519.mp4`` only, then scored with
 ``evaluate --sbi`` on real vs self-blended crops of DFDC ``brtujopkby.mp4`` - a different
 person, camera, resolution and compression, never seen in training. The frame-level AUC is the
 figure; the acceptance bar is 0.9. Results go to ``benchmarks/results/sbi_signal.json``.
@@ -64,15 +65,59 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
         cache, run, metrics = work / "cache", work / "run", work / "metrics.json"
-        t_pre = _training("preprocess", str(manifest), "--out", str(cache), "--frames",
-                          str(args.frames), "--run-length", "1", "--size", str(args.size), "--detector", "yunet",
-                          "--detector-model", str(YUNET), "--workers", "2")  # fmt: skip
-        t_train = _training("train", str(cache), "--out", str(run), "--sbi", "--backbone",
-                            "small", "--window", "1", "--epochs", "1000", "--max-steps",
-                            str(args.steps), "--batch", str(args.batch), "--lr", str(args.lr),
-                            "--val-split", "none", "--seed", str(args.seed))  # fmt: skip
-        t_eval = _training("evaluate", str(run / "last.pt"), str(cache), "--out", str(metrics),
-                           "--split", "test", "--sbi", "--seed", str(args.seed))  # fmt: skip
+        t_pre = _training(
+            "preprocess",
+            str(manifest),
+            "--out",
+            str(cache),
+            "--frames",
+            str(args.frames),
+            "--run-length",
+            "1",
+            "--size",
+            str(args.size),
+            "--detector",
+            "yunet",
+            "--detector-model",
+            str(YUNET),
+            "--workers",
+            "2",
+        )
+        t_train = _training(
+            "train",
+            str(cache),
+            "--out",
+            str(run),
+            "--sbi",
+            "--backbone",
+            "small",
+            "--window",
+            "1",
+            "--epochs",
+            "1000",
+            "--max-steps",
+            str(args.steps),
+            "--batch",
+            str(args.batch),
+            "--lr",
+            str(args.lr),
+            "--val-split",
+            "none",
+            "--seed",
+            str(args.seed),
+        )
+        t_eval = _training(
+            "evaluate",
+            str(run / "last.pt"),
+            str(cache),
+            "--out",
+            str(metrics),
+            "--split",
+            "test",
+            "--sbi",
+            "--seed",
+            str(args.seed),
+        )
         report = json.loads(metrics.read_text(encoding="utf-8"))
     frame = report["levels"]["frame"]
     result = {
@@ -86,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "backbone": "small (resnet18 trunk, random init)",
         "window": 1,
-        "seconds": {"preprocess": round(t_pre, 1), "train": round(t_train, 1),
-                    "evaluate": round(t_eval, 1)},  # fmt: skip
+        "seconds": {
+            "preprocess": round(t_pre, 1),
+            "train": round(t_train, 1),
+            "evaluate": round(t_eval, 1),
+        },
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "note": "CPU only, shared with other jobs: timings are noisy",
     }
@@ -95,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"{'metric':<16}{'value':>10}")
     for key in ("frame_auc", "frame_eer", "frame_accuracy", "test_rows"):
-        print(f"{key:<16}{result[key]:>10.4f}" if isinstance(result[key], float)
-              else f"{key:<16}{result[key]!s:>10}")  # fmt: skip
+        print(
+            f"{key:<16}{result[key]:>10.4f}"
+            if isinstance(result[key], float)
+            else f"{key:<16}{result[key]!s:>10}"
+        )
     print(f"-> {args.out}")
     return 0 if result["passes_0_9"] else 1
 

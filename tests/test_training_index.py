@@ -1,4 +1,4 @@
-"""``training index``: dataset layouts, label conventions, missing files and identity-safe splits."""
+"""``training index``: dataset layouts, label conventions, missing files, identity-safe splits."""
 
 from __future__ import annotations
 
@@ -68,8 +68,11 @@ def test_celebdf_test_list_labels_are_inverted(tmp_path: Path) -> None:
 
 
 def _ffpp_tree(root: Path) -> None:
-    pairs = {"train": [["000", "003"], ["010", "011"]], "val": [["100", "101"]],
-             "test": [["200", "201"], ["202", "203"]]}  # fmt: skip
+    pairs = {
+        "train": [["000", "003"], ["010", "011"]],
+        "val": [["100", "101"]],
+        "test": [["200", "201"], ["202", "203"]],
+    }
     root.mkdir(parents=True)
     for split, split_pairs in pairs.items():
         (root / f"{split}.json").write_text(json.dumps(split_pairs))
@@ -88,8 +91,18 @@ def test_ffpp_pairs_never_straddle_splits(tmp_path: Path) -> None:
     _ffpp_tree(root)
     entries = build_index(ffpp=root, warn=pytest.fail)
     assert len(entries) == 5 * (2 * 2 + 2 * 2 * 3) + 1
-    expected = {"000": "train", "003": "train", "010": "train", "011": "train", "100": "val",
-                "101": "val", "200": "test", "201": "test", "202": "test", "203": "test"}  # fmt: skip
+    expected = {
+        "000": "train",
+        "003": "train",
+        "010": "train",
+        "011": "train",
+        "100": "val",
+        "101": "val",
+        "200": "test",
+        "201": "test",
+        "202": "test",
+        "203": "test",
+    }
     sides: dict[str, set[str]] = {}
     for entry in entries:
         for identity in entry.identities:
@@ -117,8 +130,11 @@ def test_without_lists_a_fake_and_its_sources_share_one_side(tmp_path: Path) -> 
     root = tmp_path / "ffpp"
     names = [f"{i:03d}" for i in range(40)]
     for a, b in zip(names[::2], names[1::2], strict=True):
-        _touch(root, f"original_sequences/youtube/c23/videos/{a}.mp4",
-               f"manipulated_sequences/Deepfakes/c23/videos/{a}_{b}.mp4")  # fmt: skip
+        _touch(
+            root,
+            f"original_sequences/youtube/c23/videos/{a}.mp4",
+            f"manipulated_sequences/Deepfakes/c23/videos/{a}_{b}.mp4",
+        )
     entries = build_index(ffpp=root, val_fraction=0.3, test_fraction=0.3, warn=pytest.fail)
     split_of = {Path(e.path).stem: e.split for e in entries}
     assert {"train", "val", "test"} <= set(split_of.values())
@@ -130,12 +146,16 @@ def test_without_lists_a_fake_and_its_sources_share_one_side(tmp_path: Path) -> 
 def test_dfdc_metadata_and_test_labels(tmp_path: Path) -> None:
     part = tmp_path / "dfdc" / "dfdc_train_part_3"
     _touch(part, "aaa.mp4", "bbb.mp4", "ccc.mp4")
-    (part / "metadata.json").write_text(json.dumps({
-        "aaa.mp4": {"label": "REAL", "split": "train"},
-        "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
-        "ccc.mp4": {"label": "FAKE", "split": "train", "original": "zzz.mp4"},
-        "gone.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
-    }))  # fmt: skip
+    (part / "metadata.json").write_text(
+        json.dumps(
+            {
+                "aaa.mp4": {"label": "REAL", "split": "train"},
+                "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+                "ccc.mp4": {"label": "FAKE", "split": "train", "original": "zzz.mp4"},
+                "gone.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+            }
+        )
+    )
     test = tmp_path / "dfdc" / "test"
     _touch(test, "t1.mp4", "t2.mp4")
     (test / "labels.csv").write_text("filename,label\nt1.mp4,1\nt2.mp4,0\nt3.mp4,1\n")
@@ -153,7 +173,10 @@ def test_plain_folders_and_manifest_round_trip(tmp_path: Path) -> None:
     _touch(tmp_path / "fake", "c.mkv")
     entries = build_index(real=tmp_path / "real", fake=tmp_path / "fake", warn=pytest.fail)
     assert sorted((Path(e.path).name, e.label) for e in entries) == [
-        ("a.mp4", "REAL"), ("b.mov", "REAL"), ("c.mkv", "FAKE")]  # fmt: skip
+        ("a.mp4", "REAL"),
+        ("b.mov", "REAL"),
+        ("c.mkv", "FAKE"),
+    ]
     write_manifest(tmp_path / "m.csv", entries)
     assert read_manifest(tmp_path / "m.csv") == entries
     header = (tmp_path / "m.csv").read_text().splitlines()[0]
@@ -170,10 +193,23 @@ def test_index_on_the_mini_corpus(shared_dir: Path, tmp_path: Path) -> None:
     mini = shared_dir / "data" / "mini"
     out = tmp_path / "mini.csv"
     done = subprocess.run(
-        [sys.executable, "-m", "training", "index", "--ffpp", str(mini / "ffpp"),
-         "--dfdc", str(mini / "dfdc"), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "index",
+            "--ffpp",
+            str(mini / "ffpp"),
+            "--dfdc",
+            str(mini / "dfdc"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     labels = {Path(e.path).stem: e.label for e in read_manifest(out)}
     assert labels == {"519": "REAL", "519_515": "FAKE", "brtujopkby": "FAKE"}
@@ -183,9 +219,20 @@ def test_index_on_the_mini_corpus(shared_dir: Path, tmp_path: Path) -> None:
 
 def test_index_errors_are_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "training", "index", "--ffpp", str(tmp_path / "nope"),
-         "--out", str(tmp_path / "m.csv")],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "index",
+            "--ffpp",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "m.csv"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "no such folder" in done.stderr

@@ -13,6 +13,7 @@ import torch
 from rich.console import Console
 
 from dfstream.model import load_weights
+from tests.media import write_clip, write_text_as_mp4
 from training.augment import augment_window, h264_roundtrip
 from training.cache import CropCache, CropSettings, video_key
 from training.cli import main as training_main
@@ -21,8 +22,6 @@ from training.manifest import Entry, write_manifest
 from training.preprocess import DetectorChoice, run_preprocess, sample_plan
 from training.sbi import draw_params, face_mask, self_blend
 from training.train import load_imagenet
-
-from tests.media import write_clip, write_text_as_mp4
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,25 +41,45 @@ def synthetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     entries = []
     for i, (pattern, label, split) in enumerate(
-        [("face", "REAL", "train"), ("noise", "FAKE", "train"),
-         ("face", "REAL", "test"), ("noise", "FAKE", "test")]  # fmt: skip
+        [
+            ("face", "REAL", "train"),
+            ("noise", "FAKE", "train"),
+            ("face", "REAL", "test"),
+            ("noise", "FAKE", "test"),
+        ]
     ):
         clip = write_clip(root / f"{pattern}{i}.mp4", frames=24, size=(48, 48), pattern=pattern)
         entries.append(Entry(str(clip), label, "x", (f"x:{i}",), split=split, group=f"x:{i}"))
     manifest = root / "manifest.csv"
     write_manifest(manifest, entries)
     cache = root / "cache"
-    code = training_main(["preprocess", str(manifest), "--out", str(cache), "--frames", "8",
-                          "--run-length", "4", "--size", "32", "--detector", "none",
-                          "--workers", "1"])  # fmt: skip
+    code = training_main(
+        [
+            "preprocess",
+            str(manifest),
+            "--out",
+            str(cache),
+            "--frames",
+            "8",
+            "--run-length",
+            "4",
+            "--size",
+            "32",
+            "--detector",
+            "none",
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0
     return cache
 
 
 def test_preprocess_writes_compact_crops_and_resumes(synthetic_cache: Path) -> None:
     cache = CropCache.open(synthetic_cache)
-    assert cache.settings == CropSettings(size=32, margin=0.2, frames=8, run_length=4,
-                                          detector="none", detect_every=5)  # fmt: skip
+    assert cache.settings == CropSettings(
+        size=32, margin=0.2, frames=8, run_length=4, detector="none", detect_every=5
+    )
     videos = cache.select("all")
     assert len(videos) == 4
     for video in videos:
@@ -70,8 +89,14 @@ def test_preprocess_writes_compact_crops_and_resumes(synthetic_cache: Path) -> N
         assert np.isnan(video.landmarks).all()  # whole-frame "detector": no landmarks
     stamps = {p.name: p.stat().st_mtime_ns for p in cache.videos_dir.iterdir()}
     entries = cache.entries()
-    counts = run_preprocess(entries, synthetic_cache, cache.settings, DetectorChoice("none"),
-                            workers=1, console=Console(file=None, quiet=True))  # fmt: skip
+    counts = run_preprocess(
+        entries,
+        synthetic_cache,
+        cache.settings,
+        DetectorChoice("none"),
+        workers=1,
+        console=Console(file=None, quiet=True),
+    )
     assert counts["skipped"] == 4 and counts["done"] == 0
     assert stamps == {p.name: p.stat().st_mtime_ns for p in cache.videos_dir.iterdir()}
 
@@ -79,10 +104,27 @@ def test_preprocess_writes_compact_crops_and_resumes(synthetic_cache: Path) -> N
 def test_preprocess_records_a_broken_video_and_exits_3(tmp_path: Path) -> None:
     good = write_clip(tmp_path / "good.mp4", frames=10, size=(32, 32), pattern="face")
     bad = write_text_as_mp4(tmp_path / "bad.mp4")
-    write_manifest(tmp_path / "m.csv", [Entry(str(good), "REAL", "x", ("a",), split="train"),
-                                        Entry(str(bad), "FAKE", "x", ("b",), split="train")])
-    args = ["preprocess", str(tmp_path / "m.csv"), "--out", str(tmp_path / "c"), "--frames",
-            "4", "--detector", "none", "--workers", "2", "--size", "32"]  # fmt: skip
+    write_manifest(
+        tmp_path / "m.csv",
+        [
+            Entry(str(good), "REAL", "x", ("a",), split="train"),
+            Entry(str(bad), "FAKE", "x", ("b",), split="train"),
+        ],
+    )
+    args = [
+        "preprocess",
+        str(tmp_path / "m.csv"),
+        "--out",
+        str(tmp_path / "c"),
+        "--frames",
+        "4",
+        "--detector",
+        "none",
+        "--workers",
+        "2",
+        "--size",
+        "32",
+    ]
     assert training_main(args) == 3
     cache = CropCache.open(tmp_path / "c")
     assert cache.is_done(video_key(str(good))) and not cache.is_done(video_key(str(bad)))
@@ -116,8 +158,16 @@ def test_mask_falls_back_to_an_ellipse_without_landmarks() -> None:
 
 def test_augmentations_keep_shape_and_compress_for_real() -> None:
     rng = np.random.default_rng(0)
-    window = np.stack([np.roll(np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))[..., None]
-                               .repeat(3, 2), i, axis=1) for i in range(4)])  # fmt: skip
+    window = np.stack(
+        [
+            np.roll(
+                np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))[..., None].repeat(3, 2),
+                i,
+                axis=1,
+            )
+            for i in range(4)
+        ]
+    )
     coded = h264_roundtrip(window, 40)
     assert coded.shape == window.shape and not np.array_equal(coded, window)
     for _ in range(10):
@@ -136,11 +186,26 @@ def test_sbi_dataset_is_balanced_and_uses_real_videos_only(synthetic_cache: Path
     assert clip.shape == (4, 3, 32, 32) and spec.labels[target] == "FAKE"
 
 
-def test_train_resume_evaluate_and_load_in_dfstream(synthetic_cache: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_train_resume_evaluate_and_load_in_dfstream(
+    synthetic_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
-    base = ["train", str(synthetic_cache), "--out", str(run), "--backbone", "small",
-            "--batch", "2", "--max-steps", "1", "--window", "4", "--device", "cpu"]  # fmt: skip
+    base = [
+        "train",
+        str(synthetic_cache),
+        "--out",
+        str(run),
+        "--backbone",
+        "small",
+        "--batch",
+        "2",
+        "--max-steps",
+        "1",
+        "--window",
+        "4",
+        "--device",
+        "cpu",
+    ]
     assert training_main([*base, "--epochs", "1"]) == 0
     assert training_main([*base, "--epochs", "2", "--max-steps", "2", "--resume"]) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -153,8 +218,20 @@ def test_train_resume_evaluate_and_load_in_dfstream(synthetic_cache: Path, tmp_p
     assert loaded.spec.crop_margin == 0.0 and loaded.info["epoch"] == 2
     out = tmp_path / "metrics.json"
     capsys.readouterr()
-    assert training_main(["evaluate", str(run / "last.pt"), str(synthetic_cache),
-                          "--out", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        training_main(
+            [
+                "evaluate",
+                str(run / "last.pt"),
+                str(synthetic_cache),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "window" in printed and "AUC" in printed and "EER" in printed
     report = json.loads(out.read_text())
@@ -172,8 +249,7 @@ def test_pretrained_offline_is_one_notice_and_random_init(monkeypatch: pytest.Mo
     def offline(*_args: object, **_kwargs: object) -> None:
         raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
-    monkeypatch.setattr(models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict",
-                        offline)  # fmt: skip
+    monkeypatch.setattr(models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
     model = DeepfakeNet(native_spec(backbone="small", input_size=32, window=2))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     notices: list[str] = []
@@ -184,6 +260,11 @@ def test_pretrained_offline_is_one_notice_and_random_init(monkeypatch: pytest.Mo
 
 def test_every_command_has_help() -> None:
     for command in ("index", "preprocess", "sbi-preview", "train", "evaluate"):
-        done = subprocess.run([sys.executable, "-m", "training", command, "--help"], cwd=REPO,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "training", command, "--help"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0 and "--out" in done.stdout, command

@@ -31,10 +31,11 @@ class AugmentSettings:
 
 def jpeg_roundtrip(crops: np.ndarray, quality: int) -> np.ndarray:
     """Each crop JPEG-encoded at ``quality`` and decoded again."""
-    out = []
+    out: list[np.ndarray] = []
     for crop in crops:
         ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        out.append(cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else crop)
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+        out.append(crop if decoded is None else decoded)
     return np.stack(out)
 
 
@@ -54,8 +55,9 @@ def h264_roundtrip(crops: np.ndarray, crf: int) -> np.ndarray:
     decoder = av.CodecContext.create("h264", "r")
     packets = []
     for index, crop in enumerate(crops):
-        padded = cv2.copyMakeBorder(crop, 0, even_h - height, 0, even_w - width,
-                                    cv2.BORDER_REPLICATE)  # fmt: skip
+        padded = cv2.copyMakeBorder(
+            crop, 0, even_h - height, 0, even_w - width, cv2.BORDER_REPLICATE
+        )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="bgr24")
         frame.pts = index
         packets.extend(encoder.encode(frame))

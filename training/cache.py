@@ -164,8 +164,10 @@ class CropCache:
             return None
         meta = self.load_meta(key)
         crops_path = self.paths(key)[0]
-        crops = np.load(crops_path, mmap_mode="r") if len(meta["frame_index"]) else np.zeros(
-            (0, self.settings.size, self.settings.size, 3), np.uint8
+        crops = (
+            np.load(crops_path, mmap_mode="r")
+            if len(meta["frame_index"])
+            else np.zeros((0, self.settings.size, self.settings.size, 3), np.uint8)
         )
         return VideoCrops(
             entry=entry,

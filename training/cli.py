@@ -51,14 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build a manifest CSV of videos, labels and splits")
     for flag, what in (
-        ("--ffpp", "FaceForensics++ root (original_sequences/, manipulated_sequences/, "
-         "optional train/val/test.json pair lists)"),
+        (
+            "--ffpp",
+            "FaceForensics++ root (original_sequences/, manipulated_sequences/, "
+            "optional train/val/test.json pair lists)",
+        ),
         ("--dfdc", "DFDC root (dfdc_train_part_*/metadata.json, test labels.csv: 1 = fake)"),
-        ("--celebdf", "Celeb-DF v2 root (Celeb-real/, YouTube-real/, Celeb-synthesis/, "
-         "List_of_testing_videos.txt: 1 = real, 0 = fake)"),
+        (
+            "--celebdf",
+            "Celeb-DF v2 root (Celeb-real/, YouTube-real/, Celeb-synthesis/, "
+            "List_of_testing_videos.txt: 1 = real, 0 = fake)",
+        ),
         ("--real", "a folder of real videos"),
         ("--fake", "a folder of fake videos"),
-    ):  # fmt: skip
+    ):
         p.add_argument(flag, type=Path, metavar="DIR", help=what)
     p.add_argument("--val-fraction", type=float, default=0.1, help="of unlisted groups (0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="of unlisted groups (0.1)")
@@ -69,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="CACHE", help="cache folder")
     p.add_argument("--frames", type=_positive, default=32, help="crops per video (32)")
     p.add_argument(
-        "--run-length", type=_positive, default=8,
+        "--run-length",
+        type=_positive,
+        default=8,
         help="consecutive frames per run; 1 = evenly spaced frames (8)",
-    )  # fmt: skip
+    )
     p.add_argument("--size", type=_positive, default=112, help="crop side in pixels (112)")
     p.add_argument("--margin", type=float, default=0.2, help="crop margin around the box (0.2)")
     p.add_argument("--color-order", choices=("RGB", "BGR"), default="RGB")
@@ -111,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roc", type=Path, default=None, help="ROC PNG (default: next to --out)")
     p.add_argument("--split", default="test", help="split to evaluate, or 'all' (test)")
     p.add_argument(
-        "--sbi", action="store_true",
+        "--sbi",
+        action="store_true",
         help="score every crop against its self-blended copy (real footage only)",
-    )  # fmt: skip
+    )
     p.add_argument("--batch", type=_positive, default=32)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)

@@ -203,7 +203,7 @@ def index_celebdf(root: Path, warn: Warn) -> Iterator[Entry]:
         raise UsageError(f"--celebdf {root}: expected Celeb-real/, YouTube-real/, Celeb-synthesis/")
     list_path = root / CELEBDF_TEST_LIST
     test = read_celebdf_test_list(list_path) if list_path.is_file() else {}
-    for relative, label in sorted(test.items()):
+    for relative in sorted(test):
         if not (root / relative).is_file():
             warn(f"{root / relative}: listed in {list_path} but missing; skipped")
     for name, folder_label in folders.items():

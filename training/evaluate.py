@@ -156,7 +156,7 @@ def metrics_table(results: dict[str, Metrics], title: str) -> Table:
 
 def plot_roc(path: Path, scored: Scored, title: str) -> bool:
     """Write the ROC curves of every level with both classes; False when there is none."""
-    import matplotlib
+    import matplotlib  # only needed here: the `train` extra
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -192,11 +192,14 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         )
     videos = cache.select(args.split)
     if not videos:
-        raise UsageError(f"{args.cache}: no cached videos in split {args.split!r} (try --split all)")
+        raise UsageError(
+            f"{args.cache}: no cached videos in split {args.split!r} (try --split all)"
+        )
     device = pick_device(args.device)
     model = loaded.model.to(device)
-    scored = score_videos(model, videos, device=device, batch=args.batch, sbi=args.sbi,
-                          seed=args.seed)  # fmt: skip
+    scored = score_videos(
+        model, videos, device=device, batch=args.batch, sbi=args.sbi, seed=args.seed
+    )
     results = {level: compute_metrics(*scored.arrays(level)) for level in LEVELS}
     title = f"{args.checkpoint.name} on {args.split}{' (self-blended)' if args.sbi else ''}"
     out = Console(highlight=False)
@@ -217,10 +220,17 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     }
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        drawn = plot_roc(roc_path, scored, title)
+    except ImportError:
+        console.print("training: matplotlib is not installed (pip extra `train`): no ROC plot")
+        report["roc_png"], drawn = None, True
+    except OSError as exc:
+        raise OutputError(f"{args.out.parent}: cannot create ({exc.strerror or exc})") from exc
+    if not drawn:
+        console.print("training: one class only in this split: ROC and AUC are undefined")
+    try:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"{args.out}: cannot write the metrics ({exc.strerror or exc})") from exc
-    if not plot_roc(roc_path, scored, title):
-        console.print("training: only one class in this split: ROC curves and AUC are undefined")
-    console.print(f"training: metrics -> {args.out}, ROC -> {roc_path}")
+    console.print(f"training: metrics -> {args.out}, ROC -> {report['roc_png']}")
     return 0

@@ -92,7 +92,7 @@ def assign_splits(
     ``links`` are extra identity groups with their official split (FF++ pair lists), so that a
     pair is one group even when none of its videos is present.
     """
-    if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1):
+    if min(val_fraction, test_fraction) < 0 or val_fraction + test_fraction >= 1:
         raise UsageError("split fractions: expected val + test < 1 and both >= 0")
     entries = list(entries)
     links = [(tuple(ids), split) for ids, split in links]

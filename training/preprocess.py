@@ -142,7 +142,8 @@ def store(cache: CropCache, key: str, arrays: dict[str, np.ndarray]) -> None:
     tmp.replace(crops_path)
     tmp = meta_path.with_name(meta_path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, **{k: v for k, v in arrays.items() if k != "crops"})
+        meta = {k: v for k, v in arrays.items() if k != "crops"}
+        np.savez(fh, **meta)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
     tmp.replace(meta_path)
     error_path.unlink(missing_ok=True)
 
@@ -233,9 +234,7 @@ def run_preprocess(
                 else:
                     counts["done"] += 1
                     counts["crops"] += crops
-                progress.update(
-                    task, advance=1, crops=counts["crops"], failed=counts["failed"]
-                )
+                progress.update(task, advance=1, crops=counts["crops"], failed=counts["failed"])
     finally:
         cache.write_manifest(entries, errors)
     return counts

@@ -76,9 +76,7 @@ def _hull_points(landmarks: np.ndarray, reach: float) -> np.ndarray:
     right = across / width
     height = max(np.linalg.norm(eyes - mouth), 1.0)
     up = (eyes - mouth) / height
-    points = [
-        eyes + up * height * reach + right * width * side * 0.8 for side in (-1, 1)
-    ] + [
+    points = [eyes + up * height * reach + right * width * side * 0.8 for side in (-1, 1)] + [
         eye_r - right * width * 0.45,
         eye_l + right * width * 0.45,
         mouth - up * height * 0.35 - right * width * 0.7,
@@ -90,7 +88,7 @@ def _hull_points(landmarks: np.ndarray, reach: float) -> np.ndarray:
 
 def face_mask(landmarks: np.ndarray | None, size: int, params: BlendParams) -> np.ndarray:
     """A blurred (size, size) float32 mask in [0, 1]; an ellipse without usable landmarks."""
-    hard = np.zeros((size, size), np.uint8)
+    hard: np.ndarray = np.zeros((size, size), np.uint8)
     usable = landmarks is not None and bool(np.isfinite(landmarks).all())
     if usable:
         hull = cv2.convexHull(_hull_points(landmarks, params.hull_reach))  # type: ignore[arg-type]
@@ -121,8 +119,11 @@ def _jitter_source(crop: np.ndarray, params: BlendParams) -> np.ndarray:
         image = np.clip(image + (0.3 + 0.9 * params.strength) * (image - soft), 0, 255)
     else:
         small = max(8, round(size * (0.9 - 0.4 * params.strength)))
-        image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA),
-                           (size, size), interpolation=cv2.INTER_LINEAR)  # fmt: skip
+        image = cv2.resize(
+            cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA),
+            (size, size),
+            interpolation=cv2.INTER_LINEAR,
+        )
     centre = (size / 2.0, size / 2.0)
     matrix = cv2.getRotationMatrix2D(centre, 0.0, params.scale)
     matrix[:, 2] += np.array(params.shift) * size
@@ -142,9 +143,7 @@ def self_blend(
     return np.clip(np.round(blended), 0, 255).astype(np.uint8), mask
 
 
-def blend_window(
-    crops: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def blend_window(crops: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Self-blend every crop of a window (T, S, S, 3) with one parameter draw."""
     params = draw_params(rng)
     return np.stack([self_blend(c, lm, params)[0] for c, lm in zip(crops, landmarks, strict=True)])

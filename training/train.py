@@ -71,8 +71,9 @@ def _spec_for(args: argparse.Namespace, cache: CropCache) -> ModelSpec:
     )
 
 
-def _restore(run: Path, model: DeepfakeNet, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler) -> tuple[int, int, float]:  # fmt: skip
+def _restore(
+    run: Path, model: DeepfakeNet, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> tuple[int, int, float]:
     path = run / "state.pt"
     if not path.is_file():
         raise UsageError(f"--resume: {path} not found; start without --resume")
@@ -85,8 +86,15 @@ def _restore(run: Path, model: DeepfakeNet, optimizer: torch.optim.Optimizer,
     return int(state["epoch"]), int(state["step"]), float(state["best"])
 
 
-def _save_state(run: Path, model: DeepfakeNet, optimizer: torch.optim.Optimizer,
-                scaler: torch.amp.GradScaler, epoch: int, step: int, best: float) -> None:  # fmt: skip
+def _save_state(
+    run: Path,
+    model: DeepfakeNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    step: int,
+    best: float,
+) -> None:
     state = {
         "spec": model.spec.to_json(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -129,19 +137,30 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         epoch, step, best = _restore(args.out, model, optimizer, scaler)
         notice(f"resuming after epoch {epoch}, step {step}")
-    loader = DataLoader(dataset, batch_size=args.batch, sampler=balanced_sampler(dataset),
-                        num_workers=args.workers, drop_last=len(dataset) > args.batch,
-                        pin_memory=device.type == "cuda")  # fmt: skip
-    notice(f"{spec.backbone}, T={spec.window}, {len(dataset)} windows per epoch {counts}, "
-           f"{len(val_videos)} validation videos, device {device}")  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch,
+        sampler=balanced_sampler(dataset),
+        num_workers=args.workers,
+        drop_last=len(dataset) > args.batch,
+        pin_memory=device.type == "cuda",
+    )
+    notice(
+        f"{spec.backbone}, T={spec.window}, {len(dataset)} windows per epoch {counts}, "
+        f"{len(val_videos)} validation videos, device {device}"
+    )
     loss_fn = nn.CrossEntropyLoss()
     info = {"cache": str(args.cache), "sbi": bool(args.sbi), "split": args.split}
     while epoch < args.epochs and (args.max_steps is None or step < args.max_steps):
         started, total, correct, seen = time.monotonic(), 0.0, 0, 0
         model.train()
-        columns = (TextColumn(f"[bold]epoch {epoch + 1}/{args.epochs}"), BarColumn(),
-                   MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                   TimeElapsedColumn())  # fmt: skip
+        columns = (
+            TextColumn(f"[bold]epoch {epoch + 1}/{args.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("train", total=len(loader), loss=math.nan)
             for clips, targets in loader:
@@ -163,9 +182,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                 if args.max_steps is not None and step >= args.max_steps:
                     break
         epoch += 1
-        record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": total / max(seen, 1),
-                                  "train_accuracy": correct / max(seen, 1),
-                                  "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": total / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "seconds": round(time.monotonic() - started, 1),
+        }
         if val_videos:
             scored = score_videos(model, val_videos, device=device, batch=32, sbi=args.sbi)
             val = compute_metrics(*scored.arrays("window"))
@@ -182,7 +205,10 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         _save_state(args.out, model, optimizer, scaler, epoch, step, best)
         with (args.out / "metrics.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
-        notice(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in record.items()))  # fmt: skip
+        notice(
+            " ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+            )
+        )
     notice(f"checkpoints -> {args.out} (last.pt, best.pt, epoch_*.pt)")
     return 0
