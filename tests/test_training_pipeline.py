@@ -14,7 +14,7 @@ from rich.console import Console
 
 from dfstream.model import load_weights
 from tests.media import write_clip, write_text_as_mp4
-from training.augment import augment_window, h264_roundtrip
+from training.augment import AugmentSettings, augment_window, h264_roundtrip
 from training.cache import CropCache, CropSettings, video_key
 from training.cli import main as training_main
 from training.data import WindowDataset
@@ -180,10 +180,17 @@ def test_sbi_dataset_is_balanced_and_uses_real_videos_only(synthetic_cache: Path
 
     videos = CropCache.open(synthetic_cache).select("train")
     spec = native_spec(backbone="small", input_size=32, window=4)
-    dataset = WindowDataset(videos, spec, sbi=True, augment=None)
-    assert dataset.class_counts() == {"REAL": 2, "FAKE": 2}
-    clip, target = dataset[1]
-    assert clip.shape == (4, 3, 32, 32) and spec.labels[target] == "FAKE"
+    dataset = WindowDataset(videos, spec, sbi=True, augment=AugmentSettings(jpeg=1.0))
+    assert dataset.class_counts() == {"REAL": 2, "FAKE": 2}  # 1 real video, 2 segments
+    torch.manual_seed(0)
+    clips, targets = dataset[1]
+    assert clips.shape == (2, 4, 3, 32, 32)
+    assert [spec.labels[int(t)] for t in targets] == ["REAL", "FAKE"]
+    assert not torch.equal(clips[0], clips[1])
+    plain = WindowDataset(videos, spec, sbi=False, augment=None)
+    assert plain.class_counts() == {"REAL": 2, "FAKE": 2}  # 2 videos x 2 segments
+    clips, targets = plain[0]
+    assert clips.shape == (1, 4, 3, 32, 32) and targets.shape == (1,)
 
 
 def test_train_resume_evaluate_and_load_in_dfstream(
@@ -268,3 +275,40 @@ def test_every_command_has_help() -> None:
             check=False,
         )
         assert done.returncode == 0 and "--out" in done.stdout, command
+
+
+@pytest.mark.gpu
+def test_train_on_cuda_with_mixed_precision(synthetic_cache: Path, tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU with CUDA torch (fp16 autocast + GradScaler path)")
+    run = tmp_path / "run"
+    args = ["train", str(synthetic_cache), "--out", str(run), "--backbone", "small"]
+    assert training_main([*args, "--max-steps", "2", "--batch", "2", "--device", "cuda"]) == 0
+    assert load_weights(run / "last.pt").spec.backbone == "small"
+
+
+def test_train_sbi_uses_real_videos_in_pairs(
+    synthetic_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "sbi"
+    args = [
+        "train",
+        str(synthetic_cache),
+        "--out",
+        str(run),
+        "--backbone",
+        "small",
+        "--sbi",
+        "--batch",
+        "4",
+        "--max-steps",
+        "1",
+        "--window",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    assert training_main(args) == 0
+    err = capsys.readouterr().err
+    assert "4 windows per epoch {'REAL': 2, 'FAKE': 2}" in err
+    assert load_weights(run / "last.pt").info["sbi"] is True

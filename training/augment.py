@@ -82,9 +82,11 @@ def augment_window(
     if rng.random() < s.colour:
         contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
         saturation = rng.uniform(0.7, 1.3)
+        # a colour cast over the whole crop: absolute skin colour must not give the label away
+        cast = rng.uniform(-15, 15, 3).astype(np.float32)
         image = out.astype(np.float32)
         grey = image.mean(axis=3, keepdims=True)
-        image = (grey + (image - grey) * saturation) * contrast + brightness
+        image = (grey + (image - grey) * saturation) * contrast + brightness + cast
         out = np.clip(image, 0, 255).astype(np.uint8)
     if rng.random() < s.blur:
         sigma = rng.uniform(0.3, 1.5)

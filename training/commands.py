@@ -36,6 +36,10 @@ def cmd_index(args: argparse.Namespace, console: Console) -> int:
 def cmd_preprocess(args: argparse.Namespace, console: Console, *, model_cache: Path) -> int:
     """Crop every manifest video into the cache ``--out`` (resumable)."""
     entries = read_manifest(args.manifest)
+    excluded = sum(e.split == "excluded" for e in entries)
+    if excluded:
+        console.print(f"training: {excluded} videos of split 'excluded' are not cropped")
+        entries = [e for e in entries if e.split != "excluded"]
     settings = CropSettings(
         size=args.size,
         margin=args.margin,

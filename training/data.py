@@ -25,13 +25,15 @@ def segments_of(videos: list[VideoCrops], window: int) -> list[tuple[int, np.nda
     ]
 
 
-class WindowDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Random windows of ``spec.window`` crops as ((T, 3, S, S) tensor, class index) pairs.
+class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Random windows of ``spec.window`` crops as ((K, T, 3, S, S) clips, (K,) class indices).
 
-    Without ``sbi`` an item is one segment with its video's label. With ``sbi`` only REAL
-    videos are used and every segment appears twice: as it is (REAL) and self-blended (FAKE),
-    so the classes are balanced by construction. The window's start within its segment, the
-    blend and the augmentations are drawn afresh on every access.
+    Without ``sbi`` an item is one window (K = 1) of a segment with its video's label. With
+    ``sbi`` only REAL videos are used and an item is a pair (K = 2): a window as it is (REAL)
+    and the same window self-blended (FAKE), both given the same augmentations. Pairs balance
+    the classes by construction and, as in the SBI paper, leave the blend as the only
+    difference between the classes, so the model cannot learn the person instead of the
+    artefact. The window's start, the blend and the augmentations are drawn on every access.
     """
 
     def __init__(
@@ -48,41 +50,45 @@ class WindowDataset(Dataset[tuple[torch.Tensor, int]]):
         self.sbi = sbi
         self.augment = augment
         self.items = segments_of(self.videos, spec.window)
-        self._copies = 2 if sbi else 1
 
     def __len__(self) -> int:
-        """Segments (times two with self-blending)."""
-        return len(self.items) * self._copies
+        """Segments long enough for a window."""
+        return len(self.items)
 
     def label_of(self, index: int) -> str:
-        """REAL or FAKE for item ``index``."""
-        if self.sbi:
-            return "FAKE" if index % 2 else "REAL"
-        return self.videos[self.items[index][0]].entry.label
+        """REAL or FAKE for item ``index`` (``PAIR`` with self-blending)."""
+        return "PAIR" if self.sbi else self.videos[self.items[index][0]].entry.label
 
     def class_counts(self) -> dict[str, int]:
-        """Items per label."""
+        """Windows per label."""
+        if self.sbi:
+            return {"REAL": len(self), "FAKE": len(self)}
         return dict(Counter(self.label_of(i) for i in range(len(self))))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        """One window and its class index in ``spec.labels``."""
-        number, segment = self.items[index // self._copies]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One window (or a real/self-blended pair) and class indices in ``spec.labels``."""
+        number, segment = self.items[index]
         video = self.videos[number]
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         start = int(rng.integers(0, len(segment) - self.spec.window + 1))
         chosen = segment[start : start + self.spec.window]
-        crops = np.asarray(video.crops[chosen])
-        label = self.label_of(index)
-        if self.sbi and label == "FAKE":
-            crops = blend_window(crops, video.landmarks[chosen], rng)
+        windows = [np.asarray(video.crops[chosen])]
+        labels = ["REAL" if self.sbi else video.entry.label]
+        if self.sbi:
+            windows.append(blend_window(windows[0], video.landmarks[chosen], rng))
+            labels.append("FAKE")
         if self.augment is not None:
-            crops = augment_window(crops, rng, self.augment)
-        clip = preprocess(np.ascontiguousarray(crops), self.spec)
-        return clip, self.spec.labels.index(label)
+            seed = int(rng.integers(0, 2**62))
+            windows = [
+                augment_window(w, np.random.default_rng(seed), self.augment) for w in windows
+            ]
+        clips = torch.stack([preprocess(np.ascontiguousarray(w), self.spec) for w in windows])
+        targets = torch.tensor([self.spec.labels.index(label) for label in labels])
+        return clips, targets
 
 
 def balanced_sampler(dataset: WindowDataset, num_samples: int | None = None) -> Sampler[int]:
-    """Draw REAL and FAKE windows equally often, whatever the class sizes."""
-    counts = dataset.class_counts()
+    """Draw REAL and FAKE windows equally often, whatever the class sizes (pairs uniformly)."""
+    counts = Counter(dataset.label_of(i) for i in range(len(dataset)))
     weights = [1.0 / counts[dataset.label_of(i)] for i in range(len(dataset))]
     return WeightedRandomSampler(weights, num_samples or len(dataset), replacement=True)

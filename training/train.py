@@ -53,6 +53,12 @@ def load_imagenet(model: DeepfakeNet, notice: Callable[[str], None]) -> bool:
     return True
 
 
+def cosine_factor(step: int, planned: int, floor: float = 0.02) -> float:
+    """Learning-rate factor at ``step`` of ``planned``: cosine from 1 down to ``floor``."""
+    progress = min(step, planned) / max(planned, 1)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def _spec_for(args: argparse.Namespace, cache: CropCache) -> ModelSpec:
     settings = cache.settings
     window = args.window or settings.run_length
@@ -124,7 +130,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             f"{args.cache}: split {args.split!r} has windows of T={spec.window} for "
             f"{sorted(counts) or 'no'} class(es) only{hint}"
         )
-    val_videos = cache.select(args.val_split) if args.val_split != args.split else []
+    # Validating on videos that are also trained on would only flatter the numbers.
+    overlap = args.split == "all" or args.val_split == args.split
+    val_videos = [] if overlap else cache.select(args.val_split)
     device = pick_device(args.device)
     model = DeepfakeNet(spec)
     if args.pretrained and not args.resume:
@@ -137,19 +145,22 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         epoch, step, best = _restore(args.out, model, optimizer, scaler)
         notice(f"resuming after epoch {epoch}, step {step}")
+    per_item = 2 if args.sbi else 1  # a self-blending item is a real/pseudo-fake pair
     loader = DataLoader(
         dataset,
-        batch_size=args.batch,
+        batch_size=max(1, args.batch // per_item),
         sampler=balanced_sampler(dataset),
         num_workers=args.workers,
-        drop_last=len(dataset) > args.batch,
+        drop_last=len(dataset) > max(1, args.batch // per_item),
         pin_memory=device.type == "cuda",
     )
     notice(
-        f"{spec.backbone}, T={spec.window}, {len(dataset)} windows per epoch {counts}, "
+        f"{spec.backbone}, T={spec.window}, {sum(counts.values())} windows per epoch {counts}, "
         f"{len(val_videos)} validation videos, device {device}"
     )
     loss_fn = nn.CrossEntropyLoss()
+    planned = args.epochs * len(loader)
+    planned = min(planned, args.max_steps) if args.max_steps is not None else planned
     info = {"cache": str(args.cache), "sbi": bool(args.sbi), "split": args.split}
     while epoch < args.epochs and (args.max_steps is None or step < args.max_steps):
         started, total, correct, seen = time.monotonic(), 0.0, 0, 0
@@ -164,12 +175,16 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("train", total=len(loader), loss=math.nan)
             for clips, targets in loader:
-                clips, targets = clips.to(device), targets.to(device)
+                # (B, K, T, 3, S, S) with K = 2 for real/self-blended pairs -> (B*K, T, 3, S, S)
+                clips = clips.flatten(0, 1).to(device, non_blocking=True)
+                targets = targets.flatten().to(device, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
                     n, t = clips.shape[:2]
                     feats = model.embed(clips.flatten(0, 1)).view(n, t, -1)
                     logits = model.logits(feats.float())
                     loss = loss_fn(logits.float(), targets)
+                for group in optimizer.param_groups:
+                    group["lr"] = args.lr * cosine_factor(step, planned)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
