@@ -21,8 +21,10 @@ class AugmentSettings:
     """Probabilities and ranges of each augmentation."""
 
     flip: float = 0.5
-    colour: float = 0.5
-    blur: float = 0.2
+    colour: float = 0.8
+    blur: float = 0.3
+    resample: float = 0.3
+    """Down- and up-scaling: lower effective resolution, as with small faces in the frame."""
     jpeg: float = 0.3
     h264: float = 0.2
     jpeg_quality: tuple[int, int] = (40, 95)
@@ -74,7 +76,7 @@ def h264_roundtrip(crops: np.ndarray, crf: int) -> np.ndarray:
 def augment_window(
     crops: np.ndarray, rng: np.random.Generator, settings: AugmentSettings | None = None
 ) -> np.ndarray:
-    """A randomly augmented copy of a window (flip, colour, blur, JPEG or H.264)."""
+    """A randomly augmented copy of a window (flip, colour, blur, resampling, JPEG or H.264)."""
     s = settings or AugmentSettings()
     out = np.array(crops, dtype=np.uint8, copy=True)
     if rng.random() < s.flip:
@@ -83,7 +85,7 @@ def augment_window(
         contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
         saturation = rng.uniform(0.7, 1.3)
         # a colour cast over the whole crop: absolute skin colour must not give the label away
-        cast = rng.uniform(-15, 15, 3).astype(np.float32)
+        cast = rng.uniform(-25, 25, 3).astype(np.float32)
         image = out.astype(np.float32)
         grey = image.mean(axis=3, keepdims=True)
         image = (grey + (image - grey) * saturation) * contrast + brightness + cast
@@ -91,6 +93,19 @@ def augment_window(
     if rng.random() < s.blur:
         sigma = rng.uniform(0.3, 1.5)
         out = np.stack([cv2.GaussianBlur(c, (0, 0), sigma) for c in out])
+    if rng.random() < s.resample:
+        side = out.shape[1]
+        small = max(8, round(side * rng.uniform(0.35, 0.9)))
+        out = np.stack(
+            [
+                cv2.resize(
+                    cv2.resize(c, (small, small), interpolation=cv2.INTER_AREA),
+                    (side, side),
+                    interpolation=cv2.INTER_LINEAR,
+                )
+                for c in out
+            ]
+        )
     draw = rng.random()
     if draw < s.jpeg:
         out = jpeg_roundtrip(out, int(rng.integers(*s.jpeg_quality)))
