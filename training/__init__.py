@@ -1,0 +1,2 @@
+"""training: datasets -> face-crop cache -> (self-blended) training -> evaluated dfstream
+checkpoints. Run ``python -m training --help``."""
