@@ -237,12 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model_cache() -> Path:
-    from dfstream.faces import default_model_cache
-
-    return default_model_cache(xdg_cache_home=os.environ.get("XDG_CACHE_HOME"))
-
-
 def default_cache_dir(kind: str) -> Path:
     """``$XDG_CACHE_HOME/dfstream/<kind>``, else ``~/.cache/dfstream/<kind>`` (CLI edge only)."""
     root = os.environ.get("XDG_CACHE_HOME")
@@ -266,7 +260,7 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
             seed=args.seed,
             detector=args.detector,
             detector_model=args.detector_model,
-            model_cache=_model_cache(),
+            model_cache=default_cache_dir("models"),
             detect_every=args.detect_every,
             analysis_fps=args.analysis_fps,
             window=args.window,
