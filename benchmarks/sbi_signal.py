@@ -95,9 +95,13 @@ def standardise(crops: np.ndarray, size: int) -> torch.Tensor:
 
 
 def training_pairs(
-    video: VideoCrops, count: int, rng: np.random.Generator
+    video: VideoCrops, count: int, rng: np.random.Generator, zoom: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` (real, self-blended) crops, each pair augmented with one shared draw."""
+    """``count`` (real, self-blended) crops, each pair augmented with one shared draw.
+
+    With ``zoom`` < 1 both members are first cut to one random square of ``zoom``..1 of the
+    side and resized back (texture scale varies between people and cameras).
+    """
     settings = AugmentSettings()
     reals, fakes = [], []
     for _ in range(count):
@@ -105,8 +109,17 @@ def training_pairs(
         real = np.asarray(video.crops[i : i + 1])
         fake = blend_window(real, video.landmarks[i : i + 1], rng)
         seed = int(rng.integers(2**62))
-        reals.append(augment_window(real, np.random.default_rng(seed), settings)[0])
-        fakes.append(augment_window(fake, np.random.default_rng(seed), settings)[0])
+        pair = (real, fake)
+        if zoom < 1.0:
+            side = real.shape[1]
+            cut = int(rng.integers(round(side * zoom), side + 1))
+            y, x = (int(v) for v in rng.integers(0, side - cut + 1, 2))
+            pair = tuple(
+                np.stack([cv2.resize(c[y : y + cut, x : x + cut], (side, side)) for c in member])
+                for member in pair
+            )
+        reals.append(augment_window(pair[0], np.random.default_rng(seed), settings)[0])
+        fakes.append(augment_window(pair[1], np.random.default_rng(seed), settings)[0])
     return np.stack(reals), np.stack(fakes)
 
 
@@ -156,7 +169,7 @@ def train(
     """Train ``LocalBlendNet`` on real / self-blended pairs of ``video``."""
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
-    reals, fakes = training_pairs(video, args.pairs, rng)
+    reals, fakes = training_pairs(video, args.pairs, rng, args.zoom)
     x = torch.cat([standardise(reals, args.size), standardise(fakes, args.size)])
     y = torch.cat([torch.zeros(len(reals)), torch.ones(len(fakes))])
     net = LocalBlendNet()
@@ -185,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=64, help="model input side in pixels")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--zoom", type=float, default=1.0, help="random crop, fraction of side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
