@@ -7,7 +7,7 @@ runs through the same functions here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rich.console import Console
 
@@ -115,7 +115,6 @@ class Run:
     backend: InferenceBackend
     pipeline: Pipeline
     sinks: SinkGroup
-    extra_sinks: list[Sink] = field(default_factory=list)
 
     def execute(self) -> list[StreamSummary]:
         """Run the pipeline; sinks are finalised whatever happens."""
@@ -142,6 +141,7 @@ def prepare(
     if config.jsonl is not None:
         sinks.append(JsonlSink.open(config.jsonl))
     specs = expand_sources(config.sources)
+    notice = lambda msg: console.print(f"dfstream: {msg}", highlight=False)  # noqa: E731
     built: list[Pipeline] = []  # the overlay asks whether the pipeline is stopping
     try:
         loaded = model if model is not None else load_model(config)
@@ -153,14 +153,12 @@ def prepare(
             threads=config.threads,
             onnx_cache=config.onnx_cache,
             engine_dir=config.engine_dir,
-            sources=expand_sources(config.sources),
+            sources=specs,
             batch=config.batch,
             cuda_graphs=config.cuda_graphs,
-            notice=lambda msg: console.print(f"dfstream: {msg}", highlight=False),
+            notice=notice,
         )
-        factory = detector_factory(
-            config, lambda msg: console.print(f"dfstream: {msg}", highlight=False)
-        )
+        factory = detector_factory(config, notice)
         settings = pipeline_settings(config, loaded)
         outputs, overlay = open_outputs(
             config,
@@ -190,4 +188,4 @@ def prepare(
         opener=opener,
     )
     built.append(pipeline)
-    return Run(config, loaded, backend, pipeline, group, extra_sinks or [])
+    return Run(config, loaded, backend, pipeline, group)
