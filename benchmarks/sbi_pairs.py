@@ -6,6 +6,8 @@ of a pair with one draw, or swaps which member carries the jittered appearance:
 
 * **geometry** (before blending, landmarks moved along): rotation, scale, shift and a horizontal
   squeeze, a crude stand-in for heads turned away from the camera;
+* **photometric** (before blending, so the blend is made on it): gamma, lower contrast and a
+  darker or brighter exposure, as under dim or flat lighting;
 * **narrow masks**: the landmarks used for the mask only are squeezed about a random centre, so
   masks come in the narrow, off-centre shapes a profile view gives;
 * **twin**: the jittered copy, whole, is a REAL crop too, and the blend may go either way (the
@@ -41,6 +43,7 @@ class PairRecipe:
     geometry: float = 0.5
     squeeze: float = 0.5
     """The narrowest horizontal squeeze of the geometry augmentation, as a fraction of width."""
+    photometric: float = 0.5
     narrow_mask: float = 0.3
     twin: float = 0.5
     hue: float = 0.3
@@ -60,6 +63,14 @@ def _geometry(side: int, squeeze: float, rng: np.random.Generator) -> np.ndarray
     matrix[0, 2] += (1 - narrow) * side / 2
     matrix[:, 2] += rng.uniform(-0.12, 0.12, 2) * side
     return matrix
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` under a random gamma, a lower contrast and another exposure."""
+    f = (image.astype(np.float32) / 255.0) ** rng.uniform(0.7, 1.6)
+    mean = f.mean()
+    f = (f - mean) * rng.uniform(0.5, 1.0) + mean * rng.uniform(0.6, 1.1)
+    return _to_uint8(f * 255.0)
 
 
 def _narrow(landmarks: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,6 +143,8 @@ def training_pairs(
             matrix = _geometry(real.shape[0], r.squeeze, rng)
             real = cv2.warpAffine(real, matrix, real.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
             landmarks = landmarks @ matrix[:, :2].T + matrix[:, 2]
+        if rng.random() < r.photometric:
+            real = _photometric(real, rng)
         if rng.random() < r.narrow_mask:
             landmarks = _narrow(landmarks, real.shape[0], rng)
         pair = list(_blend(real, landmarks, draw_params(rng), rng.random() < r.twin, rng))
