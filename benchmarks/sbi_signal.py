@@ -34,7 +34,7 @@ were not used while developing it.
 
 Needs ``../shared``. Run from the repository root (CPU)::
 
-    python -m benchmarks.sbi_signal [--members 4] [--steps 400] [--pairs 1500] [--seed 200]
+    python -m benchmarks.sbi_signal [--members 6] [--steps 400] [--pairs 1500] [--seed 200]
 
 Results go to ``benchmarks/results/sbi_signal.json``. Timings on the shared machine are noisy.
 """
