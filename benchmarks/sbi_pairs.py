@@ -33,7 +33,7 @@ import numpy as np
 
 from training.augment import AugmentSettings, augment_window
 from training.cache import VideoCrops
-from training.sbi import BlendParams, _jitter_source, draw_params, face_mask
+from training.sbi import BlendParams, draw_params, face_mask, jitter_source
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _blend(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(real, fake) for one crop; with ``twin`` the jittered copy may be the real one."""
-    source = _jitter_source(real, params)
+    source = jitter_source(real, params)
     weight = (face_mask(landmarks, real.shape[0], params) * params.ratio)[:, :, None]
     if twin and rng.random() < 0.5:
         return _to_uint8(source), _to_uint8(real * weight + source * (1.0 - weight))

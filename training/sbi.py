@@ -105,7 +105,8 @@ def face_mask(landmarks: np.ndarray | None, size: int, params: BlendParams) -> n
     return np.clip(soft, 0.0, 1.0)
 
 
-def _jitter_source(crop: np.ndarray, params: BlendParams) -> np.ndarray:
+def jitter_source(crop: np.ndarray, params: BlendParams) -> np.ndarray:
+    """The blend source: ``crop`` (float32) with the colour, frequency and geometry jitter."""
     size = crop.shape[0]
     image = crop.astype(np.float32)
     grey = image.mean(axis=2, keepdims=True)
@@ -138,7 +139,7 @@ def self_blend(
         raise ValueError(f"crop: expected (S, S, 3) but got {crop.shape}")
     mask = face_mask(landmarks, crop.shape[0], params)
     weight = (mask * params.ratio)[:, :, None]
-    source = _jitter_source(np.asarray(crop), params)
+    source = jitter_source(np.asarray(crop), params)
     blended = source * weight + np.asarray(crop, np.float32) * (1.0 - weight)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8), mask
 
