@@ -97,15 +97,20 @@ def _blend(
     return real, _to_uint8(source * weight + real.astype(np.float32) * (1.0 - weight))
 
 
-def _hue(images: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+def _recolour(image: np.ndarray, hue_shift: int, saturation: float = 1.0) -> np.ndarray:
+    """``image`` (RGB) with its hue rotated by ``hue_shift`` (OpenCV units, 0-179) and its
+    saturation scaled."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
+    hsv[:, :, 0] = (hsv[:, :, 0].astype(np.int32) + hue_shift) % 180
+    if saturation != 1.0:
+        hsv[:, :, 1] = np.clip(hsv[:, :, 1] * saturation, 0, 255)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _hue(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """Both images with one channel permutation and one hue rotation."""
     order, shift = rng.permutation(3), int(rng.integers(0, 180))
-    out = []
-    for image in images:
-        hsv = cv2.cvtColor(np.ascontiguousarray(image[:, :, order]), cv2.COLOR_RGB2HSV)
-        hsv[:, :, 0] = (hsv[:, :, 0].astype(np.int32) + shift) % 180
-        out.append(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
-    return out
+    return [_recolour(image[:, :, order], shift) for image in images]
 
 
 def _paste(
@@ -116,12 +121,8 @@ def _paste(
     height, width = (int(v) for v in rng.integers(side // 8, side // 2, 2))
     sy, sx = int(rng.integers(0, side - height)), int(rng.integers(0, side - width))
     dy, dx = int(rng.integers(0, side - height)), int(rng.integers(0, side - width))
-    hsv = cv2.cvtColor(
-        np.ascontiguousarray(donor[sy : sy + height, sx : sx + width]), cv2.COLOR_RGB2HSV
-    )
-    hsv[:, :, 0] = (hsv[:, :, 0].astype(np.int32) + int(rng.integers(0, 180))) % 180
-    hsv[:, :, 1] = np.clip(hsv[:, :, 1] * rng.uniform(0.5, 2.5), 0, 255)
-    patch = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    patch = donor[sy : sy + height, sx : sx + width]
+    patch = _recolour(patch, int(rng.integers(0, 180)), rng.uniform(0.5, 2.5))
     out = [image.copy() for image in images]
     for image in out:
         image[dy : dy + height, dx : dx + width] = patch
@@ -150,7 +151,7 @@ def training_pairs(
         pair = list(_blend(real, landmarks, draw_params(rng), rng.random() < r.twin, rng))
         seed = int(rng.integers(2**62))
         if rng.random() < r.hue:
-            pair = _hue((pair[0], pair[1]), rng)
+            pair = _hue(pair, rng)
         if rng.random() < r.paste:
             pair = _paste(pair, np.asarray(video.crops[int(rng.integers(len(video.crops)))]), rng)
         reals.append(augment_window(pair[0][None], np.random.default_rng(seed), settings)[0])
