@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from dfstream.errors import DfstreamError, UsageError
+from dfstream.errors import DfstreamError, ExitCode, UsageError
 from dfstream.types import Detection
 
 YUNET_PATTERN = "face_detection_yunet*.onnx"
@@ -28,7 +28,7 @@ DetectorKind = Literal["auto", "yunet", "haar", "none"]
 class DetectorError(DfstreamError):
     """A face detector cannot be built, e.g. its model file is corrupt (exit 5)."""
 
-    exit_code = 5
+    exit_code = ExitCode.BACKEND
 
 
 def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
