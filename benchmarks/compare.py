@@ -37,7 +37,7 @@ from rich.console import Console
 
 from benchmarks.naive import compare_scores, run_naive
 from benchmarks.report import fmt, rich_table, write_outputs
-from dfstream.app import Run, pipeline_settings, prepare
+from dfstream.api import Analysis, pipeline_settings
 from dfstream.backends import create_backend
 from dfstream.benchkit import (
     BENCH_MODELS,
@@ -48,7 +48,7 @@ from dfstream.benchkit import (
     machine_info,
     stage_metrics,
 )
-from dfstream.config import AnalyzeConfig
+from dfstream.config import AnalysisConfig
 from dfstream.errors import DfstreamError
 from dfstream.faces import DetectorKind, make_detector
 from dfstream.model.checkpoint import LoadedModel
@@ -91,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_dfstream(
-    config: AnalyzeConfig, loaded: LoadedModel
-) -> tuple[Run, ResourceClock, ScoreCollector]:
+    config: AnalysisConfig, loaded: LoadedModel
+) -> tuple[Analysis, ResourceClock, ScoreCollector]:
     collector = ScoreCollector()
-    run = prepare(config, console=Console(quiet=True), extra_sinks=[collector], model=loaded)
+    run = Analysis(config, sinks=[collector], model=loaded)
     with ResourceClock() as clock:
-        (summary,) = run.execute()
+        (summary,) = run.run().summaries
     if summary.error:
         raise DfstreamError(summary.error)
     return run, clock, collector
@@ -113,7 +113,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     """Run both sides and the bare backend; return every figure."""
     detector: DetectorKind = args.detector or ("yunet" if args.detector_model else "none")
     loaded = bench_model(args.model, window=args.window)
-    config = AnalyzeConfig(
+    config = AnalysisConfig(
         sources=(str(args.video),),
         untrained=True,
         detector=detector,

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dfstream.app import prepare
-from dfstream.config import AnalyzeConfig
+from dfstream.api import Analysis
+from dfstream.config import AnalysisConfig, OutputConfig
 from tests.live_servers import rtsp_server
 from tests.media import write_clip
 
@@ -55,7 +54,7 @@ def run(seconds: float, warmup: float, batch: int) -> dict[str, Any]:
         work = Path(tmp)
         clip = write_clip(work / "1080p30.mp4", frames=300, size=(1920, 1080), fps=30, gop=30)
         with rtsp_server(clip, work) as server:
-            config = AnalyzeConfig(
+            config = AnalysisConfig(
                 sources=(server.url(),),
                 untrained=True,
                 detector="none",
@@ -64,14 +63,11 @@ def run(seconds: float, warmup: float, batch: int) -> dict[str, Any]:
                 stride=4,
                 batch=batch,
                 device="cpu",
-                jsonl=str(work / "events.jsonl"),
-                dashboard=False,
             )
-            prepared = prepare(config, console=Console(stderr=True, quiet=True))
+            prepared = Analysis(config, outputs=OutputConfig(jsonl=str(work / "events.jsonl")))
             pipeline = prepared.pipeline
-            worker = threading.Thread(target=prepared.execute, daemon=True)
             started = time.monotonic()
-            worker.start()
+            prepared.start()
             samples: list[dict[str, float]] = []
             while (elapsed := time.monotonic() - started) < seconds:
                 time.sleep(1.0)
@@ -91,7 +87,7 @@ def run(seconds: float, warmup: float, batch: int) -> dict[str, Any]:
                     }
                 )
             pipeline.stop()
-            worker.join(timeout=10)
+            prepared.join(timeout=10)
             (state,) = pipeline.states.values()
             latencies = list(state.latencies_ms)
     after_warmup = [s for s in samples if s["t"] >= warmup] or samples

@@ -4,7 +4,7 @@
 
 Uses the real 519.mp4 with YuNet from ``../shared`` when present (else a generated clip with the
 whole-frame detector), the untrained model, analysis at 5 frames/s. Runs the three variants in
-turn, ``--repeats`` times, and reports the median wall time of ``Run.execute()`` (model loading
+turn, ``--repeats`` times, and reports the median wall time of ``Analysis.run()`` (model loading
 excluded) and the ratio to the plain run. Prints a table and writes
 ``benchmarks/results/overlay_cost.json``. The machine may be shared: compare only the ratios
 of one run, and repeat when the spread is large.
@@ -18,14 +18,13 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from dfstream.app import prepare
-from dfstream.config import AnalyzeConfig
+from dfstream.api import Analysis
+from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.synth import write_synthetic_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,24 +34,22 @@ YUNET = SHARED / "models/face_detection_yunet_2026may.onnx"
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "overlay_cost.json"
 
 
-def _base_config(work: Path, seconds: float) -> tuple[AnalyzeConfig, str]:
+def _base_config(work: Path, seconds: float) -> tuple[AnalysisConfig, str]:
     if REAL.is_file() and YUNET.is_file():
-        config = AnalyzeConfig(
+        config = AnalysisConfig(
             sources=(str(REAL),), untrained=True, detector="yunet", detector_model=YUNET,
-            analysis_fps=5.0, max_seconds=seconds, dashboard=False,
+            analysis_fps=5.0, max_seconds=seconds,
         )  # fmt: skip
         return config, "519.mp4 (640x480, 25 fps, YuNet)"
     clip = write_synthetic_clip(work / "clip.mp4", seconds=seconds, size=(640, 480))
-    config = AnalyzeConfig(
-        sources=(str(clip),), untrained=True, detector="none", analysis_fps=5.0, dashboard=False
-    )
+    config = AnalysisConfig(sources=(str(clip),), untrained=True, detector="none", analysis_fps=5.0)
     return config, "generated clip (640x480, 25 fps, whole-frame detector)"
 
 
-def _timed(config: AnalyzeConfig, console: Console) -> tuple[float, int]:
-    run = prepare(config, console=console)
+def _timed(config: AnalysisConfig, outputs: OutputConfig) -> tuple[float, int]:
+    run = Analysis(config, outputs=outputs)
     started = time.perf_counter()
-    (summary,) = run.execute()
+    (summary,) = run.run().summaries
     return time.perf_counter() - started, summary.frames_decoded
 
 
@@ -62,20 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of video per run")
     args = parser.parse_args(argv)
-    quiet = Console(quiet=True)
     with tempfile.TemporaryDirectory(prefix="dfstream-overlay-bench-") as tmp:
         work = Path(tmp)
         base, clip = _base_config(work, args.seconds)
         variants = {
-            "plain": base,
-            "+overlay": replace(base, overlay=work / "o.mp4"),
-            "+overlay +report": replace(base, overlay=work / "o.mp4", report=work / "r.json"),
+            "plain": OutputConfig(),
+            "+overlay": OutputConfig(overlay=work / "o.mp4"),
+            "+overlay +report": OutputConfig(overlay=work / "o.mp4", report=work / "r.json"),
         }
         times: dict[str, list[float]] = {name: [] for name in variants}
         frames = 0
         for _ in range(args.repeats):
-            for name, config in variants.items():  # interleaved: load drifts hit all alike
-                elapsed, frames = _timed(config, quiet)
+            for name, outputs in variants.items():  # interleaved: load drifts hit all alike
+                elapsed, frames = _timed(base, outputs)
                 times[name].append(elapsed)
     plain = statistics.median(times["plain"])
     table = Table(title=f"--overlay / --report cost ({clip}, {frames} frames, untrained)")

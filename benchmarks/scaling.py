@@ -21,7 +21,7 @@ import torch
 from rich.console import Console
 
 from benchmarks.report import fmt, rich_table, write_outputs
-from dfstream.app import prepare
+from dfstream.api import Analysis
 from dfstream.benchkit import (
     BENCH_MODELS,
     ResourceClock,
@@ -31,7 +31,7 @@ from dfstream.benchkit import (
     paced_opener,
     stage_metrics,
 )
-from dfstream.config import AnalyzeConfig
+from dfstream.config import AnalysisConfig
 from dfstream.errors import DfstreamError
 from dfstream.sources import open_source
 from dfstream.synth import write_synthetic_clip
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_count(args: argparse.Namespace, video: Path, count: int, loaded: Any) -> dict[str, Any]:
     """One pipeline run with ``count`` paced copies of ``video``."""
-    config = AnalyzeConfig(
+    config = AnalysisConfig(
         sources=(str(video),) * count,
         untrained=True,
         detector=args.detector,
@@ -78,15 +78,14 @@ def run_count(args: argparse.Namespace, video: Path, count: int, loaded: Any) ->
         max_seconds=args.seconds,
     )
     collector = ScoreCollector()
-    run = prepare(
+    run = Analysis(
         config,
-        console=Console(quiet=True),
-        extra_sinks=[collector],
+        sinks=[collector],
         model=loaded,
         opener=paced_opener(),
     )
     with ResourceClock() as clock:
-        run.execute()
+        run.run()
     result = stage_metrics(run, clock.wall_s, collector)
     result["cpu_percent"] = clock.cpu_percent
     result["backend"] = run.backend.describe()

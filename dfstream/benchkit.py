@@ -200,7 +200,7 @@ class PacedSource(Source):
 
 
 def paced_opener(speed: float = 1.0) -> Callable[..., Source]:
-    """An ``opener`` for ``prepare``/``Pipeline`` that plays every source in real time."""
+    """An ``opener`` for ``Analysis``/``Pipeline`` that plays every source in real time."""
 
     def opener(spec: str, *, stream_id: str | None = None, **live: Any) -> Source:
         return PacedSource(open_source(spec, stream_id=stream_id, **live), speed=speed)
@@ -242,7 +242,7 @@ def machine_info(backend: InferenceBackend | None = None) -> dict[str, Any]:
 
 
 def stage_metrics(run: Any, wall_s: float, collector: ScoreCollector) -> dict[str, Any]:
-    """Per-stage and end-to-end figures of a finished ``app.Run`` that took ``wall_s``."""
+    """Per-stage and end-to-end figures of a finished ``dfstream.Analysis`` that took ``wall_s``."""
     states = list(run.pipeline.states.values())
     stats = run.pipeline.batch_stats
     frames = sum(s.frames_decoded for s in states)

@@ -1,23 +1,38 @@
-"""The one frozen configuration of an analysis run, built at the CLI edge.
+"""The frozen configuration of an analysis: what to analyse and how (``AnalysisConfig``), and
+which outputs to write (``OutputConfig``).
 
-Nothing below ``cli.py`` reads environment variables or ``argparse`` namespaces: stages receive
-the fields they need from this object.
+Both are built once, at the edge (the CLI, a GUI, a script using the library API); nothing below
+reads environment variables or ``argparse`` namespaces: stages receive the fields they need.
+Presentation choices of the command line (dashboard, ``--fail-on-fake``, ``--debug``) are not
+part of either: they belong to ``dfstream.cli``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 DetectorKind = Literal["auto", "yunet", "haar", "none"]
+"""``auto`` = YuNet when its model is found, else Haar; ``none`` = the whole frame is the face."""
+BackendKind = Literal["auto", "torch", "onnx", "tensorrt"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+RtspTransport = Literal["tcp", "udp"]
+
+DETECTORS: tuple[str, ...] = get_args(DetectorKind)
+BACKENDS: tuple[str, ...] = get_args(BackendKind)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True, kw_only=True)
-class AnalyzeConfig:
-    """Everything ``dfstream SOURCE...`` was asked to do."""
+class AnalysisConfig:
+    """What to analyse and how: sources, model, faces, windows, backend, verdicts, live input.
 
-    sources: tuple[str, ...]
+    ``sources`` may be empty for a run that gets its sources later (``Analysis.add_source``).
+    Invalid values raise ``ValueError`` with the flag's name.
+    """
+
+    sources: tuple[str, ...] = ()
     weights: Path | None = None
     untrained: bool = False
     seed: int = 0
@@ -30,34 +45,31 @@ class AnalyzeConfig:
     stride: int = 5
     batch: int = 16
     device: str = "auto"
-    backend: str = "auto"
-    precision: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    backend: BackendKind = "auto"
+    precision: Precision = "auto"
     threads: int | None = None
     onnx_cache: Path | None = None
     engine_dir: Path | None = None
     cuda_graphs: bool = False
     threshold: float = 0.5
     hysteresis: float = 0.05
-    jsonl: str | None = None
-    overlay: Path | None = None
-    report: Path | None = None
     max_seconds: float | None = None
-    dashboard: bool = True
-    fail_on_fake: bool = False
-    debug: bool = False
     open_timeout: float = 10.0
     read_timeout: float = 10.0
     stall_timeout: float = 10.0
     reconnect: int | None = None
     """Reconnect attempts per outage of a live source; None = forever (files never reconnect)."""
-    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    rtsp_transport: RtspTransport = "tcp"
 
     def __post_init__(self) -> None:
-        if not self.sources:
-            raise ValueError("expected at least one source")
         if self.weights is not None and self.untrained:
             raise ValueError("--weights and --untrained exclude each other")
         checks = (
+            ("--detector", self.detector in DETECTORS),
+            ("--backend", self.backend in BACKENDS),
+            ("--precision", self.precision in PRECISIONS),
+            ("--rtsp-transport", self.rtsp_transport in get_args(RtspTransport)),
             ("--detect-every", self.detect_every >= 1),
             ("--stride", self.stride >= 1),
             ("--batch", self.batch >= 1),
@@ -69,9 +81,18 @@ class AnalyzeConfig:
             ("--read-timeout", self.read_timeout > 0),
             ("--stall-timeout", self.stall_timeout > 0),
             ("--reconnect", self.reconnect is None or self.reconnect >= 0),
-            ("--precision", self.precision in ("auto", "fp32", "bf16", "fp16")),
             ("--threads", self.threads is None or self.threads >= 1),
         )
         for flag, ok in checks:
             if not ok:
                 raise ValueError(f"{flag}: value out of range")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputConfig:
+    """Which files an analysis writes: JSON lines (a path, or ``-`` for standard output), the
+    annotated overlay video, the JSON + PNG report. All are created before any decoding."""
+
+    jsonl: str | None = None
+    overlay: Path | None = None
+    report: Path | None = None

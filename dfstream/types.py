@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 Box = tuple[float, float, float, float]
+TrackBoxes = tuple[tuple[int, Box], ...]
+"""The (track id, box) pairs of the faces tracked on one frame."""
 
 
 def _check_image(name: str, image: np.ndarray, *, square: bool = False) -> None:
@@ -150,22 +152,27 @@ class VerdictEvent:
 
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
-    """A source changed state (connected, disconnected, reconnecting, stalled, ended, failed)."""
+    """A source changed state (connected, disconnected, reconnecting, stalled, ended, failed),
+    or an output failed (state ``sink_failed``, ``sink`` names it, ``stream_id`` is empty)."""
 
     stream_id: str
     state: str
     reason: str
     wall_time: float
+    sink: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSONL ``status`` event."""
-        return {
+        """The JSONL ``status`` event (``stream`` is null and ``sink`` set for an output)."""
+        data: dict[str, Any] = {
             "type": "status",
-            "stream": self.stream_id,
+            "stream": self.stream_id or None,
             "state": self.state,
             "reason": self.reason,
             "wall_time": round(self.wall_time, 3),
         }
+        if self.sink is not None:
+            data["sink"] = self.sink
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -11,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from rich.console import Console
 
-from dfstream.app import prepare
+from dfstream.api import Analysis
 from dfstream.backends import create_backend
 from dfstream.backends.export import cached_export, export_onnx, parity, read_export
 from dfstream.backends.onnx_backend import CPU_EP, CUDA_EP, OnnxBackend, choose_provider
 from dfstream.backends.torch_backend import TorchBackend, resolve_torch_precision
-from dfstream.config import AnalyzeConfig
+from dfstream.config import AnalysisConfig
 from dfstream.errors import BackendUnavailable, UsageError
 from dfstream.model import compat_spec, load_weights, save_checkpoint, untrained_model
 from dfstream.model.checkpoint import LoadedModel
@@ -102,9 +100,9 @@ def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> 
     save_checkpoint(weights, _sharp_model().model, info={"test": "sharp head"})
     runs: dict[str, list[ScoreEvent]] = {}
     cache = tmp_path / "onnx-cache"
-    console = Console(file=io.StringIO())
+    run_notices: list[str] = []
     for backend in ("torch", "onnx"):
-        config = AnalyzeConfig(
+        config = AnalysisConfig(
             sources=(str(clip_path),),
             weights=weights,
             detector="none",
@@ -115,12 +113,11 @@ def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> 
             precision="fp32",
             device="cpu",
             onnx_cache=cache,
-            dashboard=False,
         )
         collect = _Collect()
-        run = prepare(config, console=console, extra_sinks=[collect])
+        run = Analysis(config, sinks=[collect], on_notice=run_notices.append)
         assert run.backend.name == backend
-        run.execute()
+        run.run()
         runs[backend] = collect.scores
     torch_scores, onnx_scores = runs["torch"], runs["onnx"]
     assert len(torch_scores) == len(onnx_scores) >= 10
@@ -130,7 +127,7 @@ def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> 
         assert (a.track_id, a.frame_index) == (b.track_id, b.frame_index)
         assert abs(a.score - b.score) <= 1e-3, (a.frame_index, a.score, b.score)
     # The export was cached: it happened once, and loading the same weights again reuses it.
-    assert "exporting the model to ONNX" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "exporting the model to ONNX" in "\n".join(run_notices)
     assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 1
     notices: list[str] = []
     cached_export(load_weights(weights, window=5), cache, notice=notices.append)

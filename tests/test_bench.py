@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from benchmarks.naive import compare_scores, run_naive
-from dfstream.app import pipeline_settings, prepare
+from dfstream.api import Analysis, pipeline_settings
 from dfstream.benchkit import PacedSource, ScoreCollector, bench_model, stage_metrics
-from dfstream.config import AnalyzeConfig
+from dfstream.config import AnalysisConfig
 from dfstream.faces import WholeFrameDetector
 from dfstream.sources import open_source
 
@@ -32,12 +31,12 @@ def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[s
 def test_naive_reference_scores_equal_dfstream(clip_path: Path) -> None:
     window, stride = 4, 1
     loaded = bench_model("resnext50", window=window)
-    config = AnalyzeConfig(
+    config = AnalysisConfig(
         sources=(str(clip_path),), untrained=True, detector="none", window=window, stride=stride
     )
     collector = ScoreCollector()
-    run = prepare(config, console=Console(quiet=True), extra_sinks=[collector], model=loaded)
-    (summary,) = run.execute()
+    run = Analysis(config, sinks=[collector], model=loaded)
+    (summary,) = run.run().summaries
     naive = run_naive(
         clip_path,
         backend=run.backend,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dfstream.cli import build_parser, config_from_args
+from dfstream.cli.analyze import build_parser, config_from_args
 from dfstream.errors import SourceError, UsageError
 from dfstream.live import Backoff, safe_message
 from dfstream.livespec import (
@@ -180,7 +180,7 @@ def test_fair_gather_wakes_on_put_and_times_out_empty() -> None:
 
 
 def test_second_interrupt_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dfstream import cli
+    from dfstream.cli import analyze as cli
 
     exits: list[int] = []
     stops: list[bool] = []

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,9 @@ import av
 import cv2
 import numpy as np
 import pytest
-from rich.console import Console
 
-from dfstream.app import prepare
-from dfstream.config import AnalyzeConfig
+from dfstream.api import Analysis
+from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.errors import OutputError
 from dfstream.sinks.overlay_draw import strip_height, watermark_size
 
@@ -178,20 +178,14 @@ def test_unwritable_report_or_overlay_over_its_input_fail_in_prepare(
     real_video: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "x").write_text("a file where the report's folder should be")
-    quiet = Console(quiet=True)
-    bad_report = AnalyzeConfig(
-        sources=(str(real_video),), untrained=True, detector="none",
-        report=tmp_path / "x" / "r.json",
-    )  # fmt: skip
+    config = AnalysisConfig(sources=(str(real_video),), untrained=True, detector="none")
+    bad_report = OutputConfig(report=tmp_path / "x" / "r.json")
     with pytest.raises(OutputError, match="--report"):
-        prepare(bad_report, console=quiet)
+        Analysis(config, outputs=bad_report)
     copy = tmp_path / "in.mp4"
     copy.write_bytes(real_video.read_bytes())
-    over_input = AnalyzeConfig(
-        sources=(str(copy),), untrained=True, detector="none", overlay=copy,
-        report=tmp_path / "r.json",
-    )  # fmt: skip
+    over_input = OutputConfig(overlay=copy, report=tmp_path / "r.json")
     with pytest.raises(OutputError, match="is the input itself"):
-        prepare(over_input, console=quiet)
+        Analysis(replace(config, sources=(str(copy),)), outputs=over_input)
     assert copy.read_bytes() == real_video.read_bytes()
     assert not (tmp_path / "r.json").exists()  # the report opened first was removed again

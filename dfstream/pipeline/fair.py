@@ -58,11 +58,21 @@ class FairGather(Generic[T]):
         self._queues: list[StreamQueue[T]] = []
         self._next = 0
 
-    def add_stream(self, maxsize: int) -> StreamQueue[T]:
-        """A new stream's queue (WAIT: crops are never dropped once cut)."""
-        q: StreamQueue[T] = StreamQueue(maxsize, Backpressure.WAIT, self._stop, wake=self._wake)
-        self._queues.append(q)
+    def add_stream(self, maxsize: int, *, stop: threading.Event | None = None) -> StreamQueue[T]:
+        """A new stream's queue (WAIT: crops are never dropped once cut); any thread.
+
+        ``stop`` (default: the gatherer's) unblocks the stream's producer when set."""
+        q: StreamQueue[T] = StreamQueue(
+            maxsize, Backpressure.WAIT, stop or self._stop, wake=self._wake
+        )
+        with self._cond:
+            self._queues = [*self._queues, q]
         return q
+
+    def remove_stream(self, q: StreamQueue[T]) -> None:
+        """Forget an ended stream's queue (its end message has been taken); any thread."""
+        with self._cond:
+            self._queues = [other for other in self._queues if other is not q]
 
     def _wake(self) -> None:
         with self._cond:
@@ -75,14 +85,15 @@ class FairGather(Generic[T]):
         """Take at most one message per stream, starting one stream later than last round;
         returns (messages taken, data items taken)."""
         taken = data = 0
-        count = len(self._queues)
-        start = self._next
-        self._next = (self._next + 1) % max(1, count)
+        queues = self._queues  # replaced, never mutated, by add/remove: a consistent list
+        count = len(queues)
+        start = self._next % max(1, count)
+        self._next = (start + 1) % max(1, count)
         for offset in range(count):
             if data >= room:
                 break
             try:
-                item = self._queues[(start + offset) % count].get_nowait()
+                item = queues[(start + offset) % count].get_nowait()
             except queue.Empty:
                 continue
             items.append(item)

@@ -1,8 +1,10 @@
 """The pipeline: reader and analyzer threads per source, one inference loop for all of them.
 
-The inference loop (run on the caller's thread) is the only owner of the backend and the only
-writer of sinks. It gathers crops from every stream into batches, embeds each crop once, feeds
-the per-track window caches, scores the windows that are due, and turns scores into events.
+The inference loop (``run``, on whichever thread calls it) is the only owner of the backend and
+the only writer of events. It gathers crops from every stream into batches, embeds each crop
+once, feeds the per-track window caches, scores the windows that are due, and turns scores into
+events. Sources can be added and removed while it runs (``add_source``, ``remove_source``, from
+any thread); ``stop`` ends every source and lets the loop drain and finish.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dfstream.backends.base import InferenceBackend
+from dfstream.errors import UsageError
 from dfstream.faces import FaceDetector
 from dfstream.livespec import LiveSettings, is_live_spec
-from dfstream.pipeline.fair import FairGather
+from dfstream.pipeline.fair import FairGather, StreamQueue
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
 from dfstream.pipeline.stages import (
     AnalyzerSettings,
     CropMessage,
-    FrameTap,
     SourceEnd,
     Status,
     StreamEnd,
@@ -32,12 +34,12 @@ from dfstream.pipeline.stages import (
     run_reader,
     start_thread,
 )
-from dfstream.pipeline.state import StreamState
+from dfstream.pipeline.state import StreamSnapshot, StreamState
+from dfstream.pipeline.stats import BatchStats
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
-from dfstream.sinks.base import Sink
+from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sources import Source, open_source, redact
 from dfstream.types import (
-    BatchStatsEvent,
     FaceCrop,
     Frame,
     ScoreEvent,
@@ -70,47 +72,13 @@ class PipelineSettings:
     """After a stop, queued crops are still scored while the next CNN call (judged by the
     last one's duration) would end within this many seconds; later ones are skipped."""
     stop_grace_s: float = 2.5
-    """After a stop, streams whose reader is stuck (a dead socket) are ended after this long."""
+    """After a stop (or a removal), a stream whose reader is stuck (a dead socket) is ended
+    after this long; its daemon threads are abandoned."""
 
 
-@dataclass
-class BatchStats:
-    """How full the CNN batches were, how often one batch mixed several streams, and the time
-    spent inside the backend."""
-
-    batches: int = 0
-    crops: int = 0
-    multi_stream_batches: int = 0
-    max_streams: int = 0
-    embed_s: float = 0.0
-    """Seconds inside ``backend.embed`` (the CNN)."""
-    score_calls: int = 0
-    windows: int = 0
-    score_s: float = 0.0
-    """Seconds inside ``backend.score`` (the temporal head)."""
-
-    @property
-    def mean_size(self) -> float:
-        """Average crops per CNN call."""
-        return self.crops / self.batches if self.batches else 0.0
-
-    def add(self, crops: Sequence[FaceCrop]) -> None:
-        """Count one CNN call over ``crops``."""
-        streams = len({c.stream_id for c in crops})
-        self.batches += 1
-        self.crops += len(crops)
-        self.multi_stream_batches += streams > 1
-        self.max_streams = max(self.max_streams, streams)
-
-    def event(self) -> BatchStatsEvent:
-        """The JSONL ``batch_stats`` event."""
-        return BatchStatsEvent(
-            batches=self.batches,
-            crops=self.crops,
-            multi_stream_batches=self.multi_stream_batches,
-            max_streams_per_batch=self.max_streams,
-            wall_time=time.time(),
-        )
+def unique_stream_id(shown: str, taken: Sequence[str]) -> str:
+    """``shown`` (already redacted), made unique among ``taken`` with ``#n`` (n = its index)."""
+    return shown if shown not in taken else f"{shown}#{len(taken)}"
 
 
 def stream_ids(specs: Sequence[str]) -> list[str]:
@@ -118,164 +86,257 @@ def stream_ids(specs: Sequence[str]) -> list[str]:
     every output), made unique with ``#n``."""
     ids: list[str] = []
     for spec in specs:
-        shown = redact(spec)
-        ids.append(shown if shown not in ids else f"{shown}#{len(ids)}")
+        ids.append(unique_stream_id(redact(spec), ids))
     return ids
 
 
+@dataclass
+class _Stream:
+    """One source's bookkeeping inside the pipeline."""
+
+    stream_id: str
+    spec: str
+    state: StreamState
+    scorer: StreamScorer
+    stop: threading.Event
+    frames: BoundedQueue[Frame | SourceEnd] | None = None
+    crops: StreamQueue[CropMessage] | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop_requested_at: float | None = None
+    summary: StreamSummary | None = None
+
+
 class Pipeline:
-    """Analyse ``specs`` with ``backend``; call ``run()`` once, ``stop()`` from anywhere."""
+    """Analyse sources with ``backend``: call ``run()`` once, the other methods from anywhere.
+
+    ``specs`` are the sources to start with; ``add_source`` adds more, before or during the
+    run. ``run()`` returns when every source has ended (or, with ``persistent``, only once
+    ``stop()`` was called), with one summary per source in the order they were added.
+    """
 
     def __init__(
         self,
-        specs: Sequence[str],
+        specs: Sequence[str] = (),
         *,
         backend: InferenceBackend,
         detector_factory: Callable[[], FaceDetector],
         settings: PipelineSettings,
         sink: Sink,
         untrained: bool,
-        frame_tap: FrameTap | None = None,
-        on_track_end: Callable[[str, int], None] | None = None,
         opener: Callable[..., Source] = open_source,
+        persistent: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
-        """``frame_tap`` sees every analysed frame with its boxes (overlay);
-        ``on_track_end(stream_id, track_id)`` is called once all of a track's crops are scored;
-        ``opener`` opens each spec (``open_source``; benchmarks wrap it to pace files)."""
-        self.specs = list(specs)
-        self.frame_tap = frame_tap
-        self.on_track_end = on_track_end
+        """``sink`` receives every event (a ``SinkGroup`` also gets frames for its frame sinks);
+        ``opener`` opens each spec (``open_source``; benchmarks wrap it to pace files);
+        ``stop`` is the event that ``stop()`` sets, when the caller wants to share it."""
         self.opener = opener
         self.backend = backend
         self.detector_factory = detector_factory
         self.settings = settings
-        self.sink = sink
+        self.sink = sink if isinstance(sink, SinkGroup) else SinkGroup([sink])
         self.untrained = untrained
+        self.persistent = persistent
         self.batch_stats = BatchStats()
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._stopped_at: float | None = None
         self._fair: FairGather[CropMessage] = FairGather(
             self._stop, is_data=lambda m: isinstance(m, FaceCrop)
         )
         self._cache = WindowCache(window=settings.window, stride=settings.stride)
-        self.states: dict[str, StreamState] = {}
-        self._scorers: dict[str, StreamScorer] = {}
-        for stream_id, spec in zip(stream_ids(self.specs), self.specs, strict=True):
-            self.states[stream_id] = StreamState(stream_id=stream_id, source=redact(spec))
-            self._scorers[stream_id] = StreamScorer(settings.scoring)
-        self._threads: list[threading.Thread] = []
+        self._lock = threading.RLock()
+        self._streams: dict[str, _Stream] = {}
+        self._running = False
         self._last_embed_s = 0.0
-        self.frame_queues: dict[str, BoundedQueue[Frame | SourceEnd]] = {}
-        """Each stream's decoded-frame queue, for monitoring (size, drops)."""
         self._failure: BaseException | None = None
+        for spec in specs:
+            self.add_source(spec)
+
+    # -- control, from any thread ---------------------------------------------------------
+
+    def add_source(self, spec: str, *, stream_id: str | None = None) -> str:
+        """Add a source; it starts at once when the run is going. Returns its stream id."""
+        with self._lock:
+            if self._stop.is_set():
+                raise UsageError("the run is stopping: no source can be added")
+            sid = stream_id or unique_stream_id(redact(spec), list(self._streams))
+            if sid in self._streams:
+                raise UsageError(f"stream id {sid!r} is already in use")
+            stream = _Stream(
+                stream_id=sid,
+                spec=spec,
+                state=StreamState(stream_id=sid, source=redact(spec)),
+                scorer=StreamScorer(self.settings.scoring),
+                stop=threading.Event(),
+            )
+            self._streams[sid] = stream
+            self.sink.stream_added(sid, spec)
+            if self._running:
+                self._start(stream)
+        return sid
+
+    def remove_source(self, stream_id: str) -> None:
+        """Stop one source; its queued crops are still scored and it ends with a summary."""
+        with self._lock:
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                raise UsageError(f"no source with stream id {stream_id!r} in this run")
+            if stream.stop_requested_at is None:
+                stream.stop_requested_at = time.monotonic()
+            stream.stop.set()
 
     def stop(self) -> None:
         """Ask every source to stop; the run drains what is in flight and finishes normally."""
-        if self._stopped_at is None:
-            self._stopped_at = time.monotonic()
-        self._stop.set()
+        with self._lock:
+            if self._stopped_at is None:
+                self._stopped_at = time.monotonic()
+            self._stop.set()
+            for stream in self._streams.values():
+                if stream.stop_requested_at is None:
+                    stream.stop_requested_at = self._stopped_at
+                stream.stop.set()
 
     @property
     def stopping(self) -> bool:
         """True once ``stop()`` was called."""
         return self._stop.is_set()
 
-    def run(self) -> list[StreamSummary]:
-        """Run to the end of every source (or a stop); one summary per source, in order."""
+    @property
+    def states(self) -> dict[str, StreamState]:
+        """Each stream's live state, by stream id (a copy of the mapping)."""
+        with self._lock:
+            return {sid: s.state for sid, s in self._streams.items()}
+
+    @property
+    def frame_queues(self) -> dict[str, BoundedQueue[Frame | SourceEnd]]:
+        """Each started stream's decoded-frame queue, for monitoring (size, drops)."""
+        with self._lock:
+            return {sid: s.frames for sid, s in self._streams.items() if s.frames is not None}
+
+    def snapshots(self) -> list[StreamSnapshot]:
+        """A consistent copy of every stream's state, for rendering."""
+        return [state.snapshot() for state in self.states.values()]
+
+    # -- the run --------------------------------------------------------------------------
+
+    def _start(self, stream: _Stream) -> None:
+        """Create a stream's queues and start its reader and analyzer (lock held)."""
         settings = self.settings
-        for (stream_id, state), spec in zip(self.states.items(), self.specs, strict=True):
-            live = is_live_spec(spec)
-            frames: BoundedQueue[Frame | SourceEnd] = BoundedQueue(
-                settings.live_frame_queue if live else settings.frame_queue,
-                Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
-                self._stop,
-            )
-            self.frame_queues[stream_id] = frames
-            crops = self._fair.add_stream(settings.live_crop_queue if live else settings.crop_queue)
-            self._threads.append(
-                start_thread(
-                    f"reader-{stream_id}",
-                    run_reader,
-                    spec,
-                    state,
-                    frames,
-                    crops,
-                    settings.analyzer,
-                    self._stop,
-                    settings.live,
-                    self.opener,
-                )
-            )
-            self._threads.append(
-                start_thread(
-                    f"analyzer-{stream_id}",
-                    run_analyzer,
-                    state,
-                    frames,
-                    crops,
-                    settings.analyzer,
-                    self.detector_factory,
-                    self.frame_tap,
-                )
-            )
-        summaries: dict[str, StreamSummary] = {}
+        live = is_live_spec(stream.spec)
+        stream.frames = BoundedQueue(
+            settings.live_frame_queue if live else settings.frame_queue,
+            Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
+            stream.stop,
+        )
+        stream.crops = self._fair.add_stream(
+            settings.live_crop_queue if live else settings.crop_queue, stop=stream.stop
+        )
+        tap = self.sink.on_frame if self.sink.wants_frames else None
+        stream.threads = [
+            start_thread(
+                f"reader-{stream.stream_id}",
+                run_reader,
+                stream.spec,
+                stream.state,
+                stream.frames,
+                stream.crops,
+                settings.analyzer,
+                stream.stop,
+                settings.live,
+                self.opener,
+            ),
+            start_thread(
+                f"analyzer-{stream.stream_id}",
+                run_analyzer,
+                stream.state,
+                stream.frames,
+                stream.crops,
+                settings.analyzer,
+                self.detector_factory,
+                tap,
+            ),
+        ]
+
+    def run(self) -> list[StreamSummary]:
+        """Run until every source has ended (with ``persistent``: until ``stop()``); one
+        summary per source, in the order they were added."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("Pipeline.run() was already called")
+            self._running = True
+            for stream in self._streams.values():
+                self._start(stream)
         try:
-            while len(summaries) < len(self.states):
-                self._step(summaries)
-                self._end_stuck_streams(summaries)
+            while not self._finished():
+                self._step()
+                self._end_stuck_streams()
         except BaseException:
-            self._stop.set()
+            self.stop()
             raise
         finally:
             self.sink.handle(self.batch_stats.event())
         deadline = time.monotonic() + (1.0 if self.stopping else 5.0)
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for stream in list(self._streams.values()):
+            for thread in stream.threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._failure is not None:
             raise self._failure
-        return [summaries[s] for s in self.states]
+        with self._lock:
+            return [s.summary for s in self._streams.values() if s.summary is not None]
 
-    def _end_stuck_streams(self, summaries: dict[str, StreamSummary]) -> None:
-        """After a stop, end the streams whose reader is still blocked (a dead socket that
-        FFmpeg waits on until its read timeout): their daemon threads are abandoned."""
-        if self._stopped_at is None:
-            return
-        if time.monotonic() - self._stopped_at < self.settings.stop_grace_s:
-            return
-        for stream_id in self.states:
-            if stream_id not in summaries:
-                summaries[stream_id] = self._end_stream(StreamEnd(stream_id, None))
+    def _finished(self) -> bool:
+        with self._lock:
+            if any(s.summary is None for s in self._streams.values()):
+                return False
+            return not self.persistent or self._stop.is_set()
+
+    def _end_stuck_streams(self) -> None:
+        """End the streams whose stop was asked for ``stop_grace_s`` ago but whose reader is
+        still blocked (a dead socket that FFmpeg waits on until its read timeout)."""
+        now = time.monotonic()
+        with self._lock:
+            stuck = [
+                s
+                for s in self._streams.values()
+                if s.summary is None
+                and s.stop_requested_at is not None
+                and now - s.stop_requested_at >= self.settings.stop_grace_s
+            ]
+        for stream in stuck:
+            self._end_stream(StreamEnd(stream.stream_id, None))
 
     # -- inference loop -----------------------------------------------------------------
 
-    def _draining_too_long(self) -> bool:
-        stopped = self._stopped_at
-        if stopped is None:
+    def _draining_too_long(self, stream: _Stream) -> bool:
+        asked = stream.stop_requested_at
+        if asked is None:
             return False
-        return time.monotonic() - stopped + self._last_embed_s > self.settings.drain_s
+        return time.monotonic() - asked + self._last_embed_s > self.settings.drain_s
 
-    def _step(self, summaries: dict[str, StreamSummary]) -> None:
+    def _step(self) -> None:
         pending: list[FaceCrop] = []
         items = self._fair.gather(self.settings.batch, self.settings.batch_wait_s)
         for item in items:
+            sid = item.event.stream_id if isinstance(item, Status) else item.stream_id
+            stream = self._streams[sid]
             if isinstance(item, FaceCrop):
-                if not self._draining_too_long():
+                if not self._draining_too_long(stream):
                     pending.append(item)
                 continue
             if isinstance(item, Status):
-                if item.event.stream_id not in summaries:
+                if stream.summary is None:
                     self.sink.handle(item.event)
                 continue
             # Track and stream ends follow their stream's crops: embed those first.
             if any(c.stream_id == item.stream_id for c in pending):
                 self._infer(pending)
                 pending = []
-            if item.stream_id in summaries:
+            if stream.summary is not None:
                 continue  # already ended after the stop grace
             if isinstance(item, TrackEnd):
                 self._end_track(item)
             elif isinstance(item, StreamEnd):
-                summaries[item.stream_id] = self._end_stream(item)
+                self._end_stream(item)
         self._infer(pending)
 
     def _infer(self, crops: list[FaceCrop]) -> None:
@@ -289,7 +350,7 @@ class Pipeline:
         self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
         for crop, feature in zip(crops, features, strict=True):
-            self.states[crop.stream_id].crops_embedded += 1
+            self._streams[crop.stream_id].state.crops_embedded += 1
             window = self._cache.add(
                 stream_id=crop.stream_id,
                 track_id=crop.track_id,
@@ -314,13 +375,12 @@ class Pipeline:
         now = time.time()
         for window, prob in zip(windows, probs, strict=True):
             score = float(prob)
-            state = self.states[window.stream_id]
-            scorer = self._scorers[window.stream_id]
-            smoothed, changed = scorer.update(window.track_id, score, window.media_time)
+            stream = self._streams[window.stream_id]
+            smoothed, changed = stream.scorer.update(window.track_id, score, window.media_time)
             latency_ms = (now - window.decode_wall_time) * 1000.0
-            state.windows_scored += 1
-            state.latencies_ms.append(latency_ms)
-            state.record_score(window.track_id, score, smoothed, window.box)
+            stream.state.windows_scored += 1
+            stream.state.latencies_ms.append(latency_ms)
+            stream.state.record_score(window.track_id, score, smoothed, window.box)
             self.sink.handle(
                 ScoreEvent(
                     stream_id=window.stream_id,
@@ -336,15 +396,14 @@ class Pipeline:
                 )
             )
             if changed:
-                self._verdict_changed(window.stream_id, window.media_time)
+                self._verdict_changed(stream, window.media_time)
 
-    def _verdict_changed(self, stream_id: str, media_time: float) -> None:
-        scorer = self._scorers[stream_id]
-        state = self.states[stream_id]
+    def _verdict_changed(self, stream: _Stream, media_time: float) -> None:
+        scorer, state = stream.scorer, stream.state
         state.verdict, state.score = scorer.verdict, scorer.score
         self.sink.handle(
             VerdictEvent(
-                stream_id=stream_id,
+                stream_id=stream.stream_id,
                 verdict=scorer.verdict,
                 score=scorer.score if scorer.score is not None else 0.0,
                 media_time=media_time,
@@ -354,19 +413,19 @@ class Pipeline:
         )
 
     def _end_track(self, message: TrackEnd) -> None:
+        stream = self._streams[message.stream_id]
         self._cache.end_track(message.stream_id, message.track_id)
-        self.states[message.stream_id].end_face(message.track_id)
-        if self.on_track_end is not None:
-            self.on_track_end(message.stream_id, message.track_id)
-        if self._scorers[message.stream_id].end_track(message.track_id):
-            state = self.states[message.stream_id]
-            self._verdict_changed(message.stream_id, state.last_media_time)
+        stream.state.end_face(message.track_id)
+        self.sink.on_track_end(message.stream_id, message.track_id)
+        if stream.scorer.end_track(message.track_id):
+            self._verdict_changed(stream, stream.state.last_media_time)
 
-    def _end_stream(self, message: StreamEnd) -> StreamSummary:
-        stream_id = message.stream_id
-        state = self.states[stream_id]
-        scorer = self._scorers[stream_id]
-        self._cache.end_stream(stream_id)
+    def _end_stream(self, message: StreamEnd) -> None:
+        stream = self._streams[message.stream_id]
+        state, scorer = stream.state, stream.scorer
+        self._cache.end_stream(stream.stream_id)
+        if stream.crops is not None:
+            self._fair.remove_stream(stream.crops)
         if message.exception is not None and self._failure is None:
             self._failure = message.exception
         verdict, score = scorer.final()
@@ -375,10 +434,12 @@ class Pipeline:
         final_state = "failed" if message.error else "ended"
         state.set_state(final_state)
         state.verdict, state.score = verdict, score
-        reason = message.error or ("stopped" if self.stopping else "")
-        self.sink.handle(StatusEvent(stream_id, final_state, reason, state.ended_at))
+        reason = message.error or ""
+        if not reason and stream.stop_requested_at is not None:
+            reason = "stopped" if self.stopping else "removed"
+        self.sink.handle(StatusEvent(stream.stream_id, final_state, reason, state.ended_at))
         summary = StreamSummary(
-            stream_id=stream_id,
+            stream_id=stream.stream_id,
             source=state.source,
             verdict=verdict,
             score=score,
@@ -396,5 +457,6 @@ class Pipeline:
             reconnects=state.reconnects,
             latency_ms=state.latency_percentiles(),
         )
+        with self._lock:
+            stream.summary = summary
         self.sink.handle(summary)
-        return summary

@@ -89,11 +89,19 @@ class ProgressLog:
 class EventLog(Sink):
     """Prints the events a person watching plain output wants to see as they happen."""
 
+    name = "log"
+
     def __init__(self, console: Console) -> None:
         self._console = console
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, StatusEvent) and event.state == "failed":
+        if isinstance(event, StatusEvent) and event.state == "sink_failed":
+            self._console.print(
+                f"dfstream: error: output {event.sink} failed: {event.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif isinstance(event, StatusEvent) and event.state == "failed":
             self._console.print(f"dfstream: error: {event.reason}", highlight=False, soft_wrap=True)
         elif isinstance(event, StatusEvent) and event.state not in ("connected", "ended"):
             reason = f" ({event.reason})" if event.reason else ""

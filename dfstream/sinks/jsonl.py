@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -13,11 +14,17 @@ from dfstream.types import Event
 
 
 class JsonlSink(Sink):
-    """Writes ``event.to_json()`` objects to a file or to standard output (``-``)."""
+    """Writes ``event.to_json()`` objects to a file or to standard output (``-``).
 
-    def __init__(self, stream: TextIO, *, owned: bool) -> None:
+    A write that fails (disk full, a closed pipe) raises ``OutputError``: the sink group takes
+    this output out of the run, the others go on, and the run exits with code 6."""
+
+    name = "jsonl"
+
+    def __init__(self, stream: TextIO, *, owned: bool, target: str = "-") -> None:
         self._stream = stream
         self._owned = owned
+        self._target = target
 
     @classmethod
     def open(cls, target: str) -> JsonlSink:
@@ -27,15 +34,27 @@ class JsonlSink(Sink):
         path = Path(target)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return cls(path.open("w", encoding="utf-8", buffering=1), owned=True)
+            return cls(path.open("w", encoding="utf-8", buffering=1), owned=True, target=target)
         except OSError as exc:
             raise OutputError(f"--jsonl {target}: cannot write there ({exc.strerror})") from exc
 
     def handle(self, event: Event) -> None:
-        self._stream.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(
+                f"--jsonl {self._target}: writing failed ({exc.strerror or exc})"
+            ) from exc
 
     def close(self) -> None:
-        self._stream.flush()
-        if self._owned:
-            self._stream.close()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(
+                f"--jsonl {self._target}: writing failed ({exc.strerror or exc})"
+            ) from exc
+        finally:
+            if self._owned:
+                with contextlib.suppress(OSError):  # the flush above reported the failure
+                    self._stream.close()

@@ -31,9 +31,7 @@ from dfstream.errors import OutputError
 from dfstream.sinks.base import Sink
 from dfstream.sinks.overlay_draw import FaceMark, Timeline, draw_faces, draw_watermark
 from dfstream.sinks.overlay_encode import InputTiming, VideoEncoder
-from dfstream.types import Box, Event, Frame, ScoreEvent, StreamSummary
-
-TrackBoxes = tuple[tuple[int, Box], ...]
+from dfstream.types import Event, Frame, ScoreEvent, StreamSummary, TrackBoxes
 
 
 @dataclass(frozen=True)
@@ -282,19 +280,42 @@ def overlay_paths(path: Path, sources: Sequence[str]) -> list[Path]:
         return [path]
     paths: list[Path] = []
     for index, spec in enumerate(sources):
-        name = Path(spec.split("://")[-1]).stem or f"source{index}"
-        candidate = path.with_name(f"{path.stem}-{name}{path.suffix or '.mp4'}")
-        if candidate in paths:
-            candidate = path.with_name(f"{path.stem}-{name}-{index}{path.suffix or '.mp4'}")
-        paths.append(candidate)
+        paths.append(named_overlay_path(path, spec, index, taken=paths))
     return paths
 
 
-class OverlaySink(Sink):
-    """``--overlay``: one ``OverlayWriter`` per stream, fed by the frame tap and score events."""
+def named_overlay_path(path: Path, spec: str, index: int, *, taken: Sequence[Path]) -> Path:
+    """``<stem>-<source name><suffix>`` beside ``path`` for source number ``index``, made
+    unique among ``taken`` with the index."""
+    name = Path(spec.split("://")[-1]).stem or f"source{index}"
+    suffix = path.suffix or ".mp4"
+    candidate = path.with_name(f"{path.stem}-{name}{suffix}")
+    if candidate in taken:
+        candidate = path.with_name(f"{path.stem}-{name}-{index}{suffix}")
+    return candidate
 
-    def __init__(self, writers: dict[str, OverlayWriter]) -> None:
+
+class OverlaySink(Sink):
+    """``--overlay``: one ``OverlayWriter`` per stream, fed by frames and score events.
+
+    A frame sink (``on_frame``, ``on_track_end``, see ``dfstream.sinks.base``). Sources added
+    to a running analysis get their own file, named like the files of several sources."""
+
+    name = "overlay"
+
+    def __init__(
+        self,
+        writers: dict[str, OverlayWriter],
+        *,
+        path: Path,
+        settings: OverlaySettings,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.writers = writers
+        self._path = path
+        self._settings = settings
+        self._stopping = stopping
+        self._paths = [w.encoder.path for w in writers.values()]
 
     @classmethod
     def open(
@@ -311,27 +332,35 @@ class OverlaySink(Sink):
         writers: dict[str, OverlayWriter] = {}
         try:
             for (stream_id, spec), out in zip(streams, overlay_paths(path, specs), strict=True):
-                if "://" not in spec and Path(spec).resolve() == out.resolve():
-                    raise OutputError(f"--overlay {out}: is the input itself; choose another name")
-                encoder = VideoEncoder.open(out, source=spec)
-                writers[stream_id] = OverlayWriter(
-                    encoder, source=spec, settings=settings, stopping=stopping
-                )
+                writers[stream_id] = _open_writer(out, spec, settings, stopping)
         except BaseException:
             for writer in writers.values():
                 writer.encoder.close()
             raise
         for writer in writers.values():
             writer.start()
-        return cls(writers)
+        return cls(writers, path=path, settings=settings, stopping=stopping)
 
-    def tap(self, frame: Frame, tracks: TrackBoxes) -> None:
-        """The analyzer's frame tap: every decoded frame with its tracked boxes."""
+    def stream_added(self, stream_id: str, spec: str) -> None:
+        """Open a file for a source added while the analysis runs."""
+        if stream_id in self.writers:
+            return
+        if self._paths:
+            out = named_overlay_path(self._path, spec, len(self._paths), taken=self._paths)
+        else:
+            out = self._path
+        writer = _open_writer(out, spec, self._settings, self._stopping)
+        self._paths.append(out)
+        self.writers[stream_id] = writer
+        writer.start()
+
+    def on_frame(self, frame: Frame, tracks: TrackBoxes) -> None:
+        """Every decoded frame with its tracked boxes (on the analyzer thread)."""
         writer = self.writers.get(frame.stream_id)
         if writer is not None:
             writer.tap(frame, tracks)
 
-    def track_ended(self, stream_id: str, track_id: int) -> None:
+    def on_track_end(self, stream_id: str, track_id: int) -> None:
         """Called by the inference thread once every crop of a track has been scored."""
         writer = self.writers.get(stream_id)
         if writer is not None:
@@ -345,10 +374,20 @@ class OverlaySink(Sink):
 
     def close(self) -> None:
         first: BaseException | None = None
-        for writer in self.writers.values():
+        for writer in list(self.writers.values()):
             try:
                 writer.close()
             except BaseException as exc:  # noqa: BLE001 - finalise every file, then report
                 first = first or exc
         if first is not None:
             raise first
+
+
+def _open_writer(
+    out: Path, spec: str, settings: OverlaySettings, stopping: Callable[[], bool]
+) -> OverlayWriter:
+    """An overlay writer for one source, its file created now (not started)."""
+    if "://" not in spec and Path(spec).resolve() == out.resolve():
+        raise OutputError(f"--overlay {out}: is the input itself; choose another name")
+    encoder = VideoEncoder.open(out, source=spec)
+    return OverlayWriter(encoder, source=spec, settings=settings, stopping=stopping)

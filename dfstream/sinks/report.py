@@ -65,6 +65,8 @@ class _Series:
 class ReportSink(Sink):
     """Collects events during the run; writes the JSON report and its plot on ``close``."""
 
+    name = "report"
+
     def __init__(
         self,
         json_file: IO[str],
@@ -87,6 +89,7 @@ class ReportSink(Sink):
         self._verdicts: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._status: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._summaries: dict[str, StreamSummary] = {}
+        self._output_failures: list[dict[str, Any]] = []
         self._closed = False
 
     @classmethod
@@ -114,6 +117,10 @@ class ReportSink(Sink):
             self._verdicts[self._stream(event.stream_id)].append(
                 {k: v for k, v in event.to_json().items() if k not in ("type", "stream")}
             )
+        elif isinstance(event, StatusEvent) and event.sink is not None:
+            self._output_failures.append(
+                {"sink": event.sink, "reason": event.reason, "wall_time": event.wall_time}
+            )
         elif isinstance(event, StatusEvent):
             self._status[self._stream(event.stream_id)].append(
                 {k: v for k, v in event.to_json().items() if k not in ("type", "stream")}
@@ -131,6 +138,7 @@ class ReportSink(Sink):
             **self._header,
             "plot": self.png_path.name,
             "sources": [self._source(sid) for sid in self._order],
+            "output_failures": self._output_failures,
         }
 
     def _source(self, sid: str) -> dict[str, Any]:

@@ -1,52 +1,40 @@
-"""The ``dfstream`` command: argument parsing, signals, one-line errors and exit codes.
+"""``dfstream SOURCE...``: analyse files, folders and live streams from the command line.
 
-This is the only module that catches ``DfstreamError``, reads environment variables, or decides
-an exit code. Exit codes (also in ``--help`` and the README):
-
-    0  done (whatever the verdicts)
-    1  a fake was found and --fail-on-fake was given
-    2  usage error (bad flag or value)
-    3  a source could not be opened or decoded (the other sources still ran)
-    4  weights missing, unsafe or not fitting the model
-    5  inference backend or device unavailable, or an internal error
-    6  an output file cannot be written
-    130 interrupted (Ctrl-C / SIGTERM) after finalising outputs
+Builds the run's ``AnalysisConfig`` and ``OutputConfig`` from the arguments, runs it through
+the library API (``dfstream.Analysis``) with the dashboard or plain progress lines, prints the
+summary table and decides the exit code (``dfstream.errors.ExitCode``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
-import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from dfstream import __version__
-from dfstream.config import AnalyzeConfig
-from dfstream.errors import DfstreamError, UsageError
+from dfstream.cli.args import (
+    EXIT_CODES_HELP,
+    Parser,
+    default_cache_dir,
+    positive_float,
+    positive_int,
+    probability,
+)
+from dfstream.config import BACKENDS, DETECTORS, PRECISIONS, AnalysisConfig, OutputConfig
+from dfstream.errors import ExitCode, UsageError
 
-EXIT_OK = 0
-EXIT_FAKE = 1
-EXIT_USAGE = 2
-EXIT_SOURCE = 3
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from dfstream.api import RunResult
 
-EXIT_CODES_HELP = """exit codes:
-  0    done (whatever the verdicts)
-  1    a fake was found and --fail-on-fake was given
-  2    usage error
-  3    a source could not be opened or decoded (other sources still ran)
-  4    weights missing, unsafe, or not fitting the model
-  5    backend/device unavailable or internal error
-  6    an output file cannot be written
-  130  interrupted (outputs are still finalised)
+EPILOG = (
+    EXIT_CODES_HELP
+    + """
 
 other commands:
   dfstream export ...        ONNX export of a model + parity check (see export --help)
@@ -55,42 +43,7 @@ other commands:
   dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
                              on a generated clip (see dfstream bench --help)
 """
-
-# Subcommands, each a module with ``main(argv) -> int``; imported only when used.
-SUBCOMMANDS: dict[str, str] = {
-    "bench": "dfstream.bench",
-    "export": "dfstream.export_cli",
-    "engine": "dfstream.engine_cli",
-    "doctor": "dfstream.doctor",
-}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 but got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 but got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] but got {text}")
-    return value
+)
 
 
 def _reconnect(text: str) -> int | None:
@@ -104,11 +57,11 @@ def _reconnect(text: str) -> int | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream SOURCE...``."""
-    p = _Parser(
+    p = Parser(
         prog="dfstream",
         description="Streaming deepfake analysis of video files, folders and live streams: "
         "finds and tracks faces and scores each one over sliding windows.",
-        epilog=EXIT_CODES_HELP,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -135,40 +88,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --untrained (default 0)")
     p.add_argument(
         "--detector",
-        choices=("auto", "yunet", "haar", "none"),
+        choices=DETECTORS,
         default="auto",
         help="face detector: auto = YuNet when its model is found, else Haar; none = whole "
         "frame is the face (default auto)",
     )
     p.add_argument("--detector-model", type=Path, help="YuNet ONNX model file")
     p.add_argument(
-        "--detect-every", type=_positive_int, default=5, help="detect every k-th analysed frame"
+        "--detect-every", type=positive_int, default=5, help="detect every k-th analysed frame"
     )
     p.add_argument(
         "--analysis-fps",
-        type=_positive_float,
+        type=positive_float,
         help="analyse at most F frames/s (default: all frames of files, 10 fps of live sources)",
     )
-    p.add_argument("--window", type=_positive_int, help="frames per window T (default: model's)")
-    p.add_argument("--stride", type=_positive_int, default=5, help="new crops between windows")
-    p.add_argument("--batch", type=_positive_int, default=16, help="crops per CNN batch")
+    p.add_argument("--window", type=positive_int, help="frames per window T (default: model's)")
+    p.add_argument("--stride", type=positive_int, default=5, help="new crops between windows")
+    p.add_argument("--batch", type=positive_int, default=16, help="crops per CNN batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument(
         "--backend",
+        choices=BACKENDS,
         default="auto",
         help="auto, torch, onnx or tensorrt (default auto: TensorRT, else torch CUDA, else the "
         "fastest CPU option for the batch size; the summary says which and why)",
     )
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         default="auto",
         help="CNN precision: auto = fp16 on CUDA/TensorRT, bf16 on CPUs with native bf16, "
         "else fp32 (default auto; fp32 is the reference)",
     )
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help="CPU threads of torch or ONNX Runtime inference (default: one per core)",
     )
     p.add_argument(
@@ -180,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torch on CUDA: replay CUDA graphs per batch shape",
     )
-    p.add_argument("--threshold", type=_probability, default=0.5, help="FAKE above this score")
+    p.add_argument("--threshold", type=probability, default=0.5, help="FAKE above this score")
     p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON lines ('-' = stdout)")
     p.add_argument(
         "--overlay",
@@ -197,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a plot of each face's score over time",
     )
     p.add_argument(
-        "--max-seconds", type=_positive_float, help="stop each source after S seconds of video"
+        "--max-seconds", type=positive_float, help="stop each source after S seconds of video"
     )
     p.add_argument("--no-dashboard", action="store_true", help="plain log lines, no dashboard")
     p.add_argument(
@@ -213,15 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         "skipped; once connected, outages are retried with exponential backoff + jitter.",
     )
     live.add_argument(
-        "--open-timeout", type=_positive_float, default=10.0, metavar="S",
+        "--open-timeout", type=positive_float, default=10.0, metavar="S",
         help="give up connecting after S seconds (default 10)",
     )  # fmt: skip
     live.add_argument(
-        "--read-timeout", type=_positive_float, default=10.0, metavar="S",
+        "--read-timeout", type=positive_float, default=10.0, metavar="S",
         help="a read waiting S seconds for data counts as a disconnect (default 10)",
     )  # fmt: skip
     live.add_argument(
-        "--stall-timeout", type=_positive_float, default=10.0, metavar="S",
+        "--stall-timeout", type=positive_float, default=10.0, metavar="S",
         help="connected but no frame for S seconds: report stalled and reconnect (default 10)",
     )  # fmt: skip
     live.add_argument(
@@ -237,14 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_cache_dir(kind: str) -> Path:
-    """``$XDG_CACHE_HOME/dfstream/<kind>``, else ``~/.cache/dfstream/<kind>`` (CLI edge only)."""
-    root = os.environ.get("XDG_CACHE_HOME")
-    return (Path(root) if root else Path.home() / ".cache") / "dfstream" / kind
+def outputs_from_args(args: argparse.Namespace) -> OutputConfig:
+    """The run's outputs from parsed arguments."""
+    return OutputConfig(jsonl=args.jsonl, overlay=args.overlay, report=args.report)
 
 
-def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
-    """Build the run's frozen config from parsed arguments."""
+def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
+    """The run's frozen analysis config from parsed arguments."""
     from dfstream.livespec import read_source_list
 
     sources = list(args.sources)
@@ -253,7 +206,7 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
     if not sources:
         raise UsageError("no sources: pass a file, folder, URL or webcam, or --sources FILE")
     try:
-        return AnalyzeConfig(
+        return AnalysisConfig(
             sources=tuple(sources),
             weights=args.weights,
             untrained=args.untrained,
@@ -274,13 +227,7 @@ def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
             engine_dir=args.engine_dir,
             cuda_graphs=args.cuda_graphs,
             threshold=args.threshold,
-            jsonl=args.jsonl,
-            overlay=args.overlay,
-            report=args.report,
             max_seconds=args.max_seconds,
-            dashboard=not args.no_dashboard,
-            fail_on_fake=args.fail_on_fake,
-            debug=args.debug,
             open_timeout=args.open_timeout,
             read_timeout=args.read_timeout,
             stall_timeout=args.stall_timeout,
@@ -301,7 +248,7 @@ class _Interrupts:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         if self.count > 1:
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(ExitCode.INTERRUPTED)
         self.on_first()
 
     def install(self) -> None:
@@ -311,96 +258,79 @@ class _Interrupts:
 
 def analyze(argv: Sequence[str]) -> int:
     """``dfstream SOURCE...``: run and return the exit code."""
-    from dfstream.app import prepare
-    from dfstream.sinks.console import summary_table
+    from dfstream.api import Analysis
+    from dfstream.sinks.base import SinkFailure
+    from dfstream.sinks.console import EventLog, summary_table
     from dfstream.sinks.dashboard import live_view
 
     args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    to_stdout = config.jsonl == "-"
+    config, outputs = config_from_args(args), outputs_from_args(args)
+    to_stdout = outputs.jsonl == "-"
     err = Console(stderr=True, highlight=False)
     out = err if to_stdout else Console(highlight=False)
     interrupts = _Interrupts()
     interrupts.install()
     # With the dashboard, notices go through its console so that they print above it.
-    dashboard = config.dashboard and out.is_terminal
-    run = prepare(config, console=out if dashboard else err)
-    interrupts.on_first = run.pipeline.stop
+    dashboard = not args.no_dashboard and out.is_terminal
+    console = out if dashboard else err
+
+    def notice(message: str) -> None:
+        console.print(f"dfstream: {message}", highlight=False)
+
+    def sink_failed(failure: SinkFailure) -> None:
+        console.print(
+            f"dfstream: error: output {failure.sink} failed: {failure.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    run = Analysis(
+        config,
+        outputs=outputs,
+        sinks=[EventLog(console)],
+        on_notice=notice,
+        on_sink_failure=sink_failed,
+    )
+    interrupts.on_first = run.stop
     if interrupts.count:  # Ctrl-C while the model was loading: stop before any decoding
-        run.pipeline.stop()
-    if run.loaded.untrained and not dashboard:  # the dashboard shows a banner instead
+        run.stop()
+    untrained = run.model.untrained
+    if untrained and not dashboard:  # the dashboard shows a banner instead
         err.print("dfstream: UNTRAINED model: scores are meaningless (pipeline check only)")
-    snapshots = lambda: [s.snapshot() for s in run.pipeline.states.values()]  # noqa: E731
     view = live_view(
-        snapshots,
+        run.snapshots,
         out,
         dashboard=dashboard,
         backend=run.backend.describe(),
-        untrained=run.loaded.untrained,
-        scoring=run.pipeline.settings.scoring,
+        untrained=untrained,
+        scoring=run.settings.scoring,
     )
     with view:
-        summaries = run.execute()
-    out.print(
-        summary_table(summaries, backend=run.backend.describe(), untrained=run.loaded.untrained)
-    )
-    if interrupts.count:
-        return EXIT_INTERRUPTED
-    if config.fail_on_fake and any(s.verdict.value == "FAKE" for s in summaries):
-        return EXIT_FAKE
-    if any(s.error for s in summaries):
-        return EXIT_SOURCE
-    return EXIT_OK
+        run.start()
+        while run.running:  # short waits: signal handlers run on this thread
+            try:
+                run.join(timeout=0.2)
+            except TimeoutError:
+                continue
+        result = run.join()
+    out.print(summary_table(result.summaries, backend=run.backend.describe(), untrained=untrained))
+    return exit_code_for(result, interrupted=bool(interrupts.count), fail_on_fake=args.fail_on_fake)
 
 
-def _redact(text: str) -> str:
-    from dfstream.sources import redact
-
-    return redact(text)
-
-
-def _run_subcommand(name: str, argv: list[str]) -> int:
-    module = importlib.import_module(SUBCOMMANDS[name])
-    return int(module.main(argv))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; never lets an expected error out as a traceback.
-
-    Run as a program (``argv`` None), an interrupted run leaves with ``os._exit`` once every
-    output is finalised and flushed: the interpreter's own teardown (torch, threads still
-    blocked in FFmpeg on a dead socket) can take seconds, and Ctrl-C must end within 5 s.
-    """
-    code = _main(list(sys.argv[1:] if argv is None else argv))
-    if argv is None and code == EXIT_INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+def exit_code_for(result: RunResult, *, interrupted: bool, fail_on_fake: bool) -> ExitCode:
+    """The exit code of a finished run, the first that applies: interrupted (130), an output
+    failed (6), a fake with ``--fail-on-fake`` (1), a source failed (3), else 0."""
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    if result.sink_failures:
+        return ExitCode.OUTPUT
+    if fail_on_fake and result.any_fake:
+        return ExitCode.FAKE
+    if result.source_errors:
+        return ExitCode.SOURCE
+    return ExitCode.OK
 
 
-def _main(argv: list[str]) -> int:
-    debug = "--debug" in argv
-    try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return _run_subcommand(argv[0], argv[1:])
-        return analyze(argv)
-    except DfstreamError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"dfstream: error: {_redact(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except SystemExit as exc:  # argparse: --help, --version and usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 5
-        if debug:
-            traceback.print_exc()
-        print(
-            f"dfstream: internal error: {type(exc).__name__}: {_redact(str(exc))} (rerun with "
-            "--debug for the "
-            "traceback)",
-            file=sys.stderr,
-        )
-        return 5
+def main(argv: list[str]) -> int:
+    """The analysis command's entry point for ``dfstream.cli.main``."""
+    return int(analyze(argv))

@@ -17,44 +17,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dfstream.errors import BackendUnavailable, UsageError, WeightsError
-from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
+from dfstream.cli.args import Parser, add_model_arguments, model_from_args
+from dfstream.errors import BackendUnavailable, UsageError
 
 DEFAULT_MAX_DIFF = {"fp32": 1e-4, "fp16": 5e-2}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """``--weights W | --untrained [--seed N] [--window T]``, shared by export and engine."""
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--weights", type=Path, help="dfstream checkpoint or public model_*.pt")
-    group.add_argument("--untrained", action="store_true", help="deterministic random model")
-    p.add_argument("--seed", type=int, default=0, help="seed of --untrained (default 0)")
-    p.add_argument("--window", type=int, help="frames per window T (default: the model's)")
-
-
-def model_from_args(args: argparse.Namespace) -> LoadedModel:
-    """The model named by ``add_model_arguments`` flags."""
-    if args.window is not None and args.window < 1:
-        raise UsageError(f"--window: expected a whole number >= 1 but got {args.window}")
-    if args.weights is not None:
-        return load_weights(args.weights, window=args.window)
-    if args.untrained:
-        loaded = untrained_model(seed=args.seed)
-        if args.window is not None:
-            spec = loaded.spec.replace(window=args.window)
-            return LoadedModel(loaded.model, spec, loaded.kind, loaded.origin, loaded.info)
-        return loaded
-    raise WeightsError(f"no model given: {WEIGHTS_HELP}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream export``."""
-    p = _Parser(
+    p = Parser(
         prog="dfstream export",
         description="Export a model's CNN and temporal head to ONNX, check them with "
         "onnx.checker and print their parity against torch fp32.",

@@ -16,18 +16,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dfstream.cli import default_cache_dir
+from dfstream.cli.args import Parser, add_model_arguments, default_cache_dir, model_from_args
 from dfstream.errors import BackendUnavailable, UsageError
-from dfstream.export_cli import _Parser, add_model_arguments, model_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream engine``."""
-    p = _Parser(
+    p = Parser(
         prog="dfstream engine",
         description="Build TensorRT engines (NVIDIA GPU + TensorRT needed) from the ONNX export.",
     )
-    sub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     b = sub.add_parser("build", help="build (or check) the engines of a model")
     add_model_arguments(b)
     b.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="default fp16")

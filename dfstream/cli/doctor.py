@@ -10,7 +10,6 @@ as one JSON object. Always exits 0: it reports, it does not judge.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
@@ -22,6 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from dfstream.cli.args import Parser
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def report() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Print the report (a table, or ``--json``)."""
-    p = argparse.ArgumentParser(prog="dfstream doctor", description=__doc__.splitlines()[0])
+    p = Parser(prog="dfstream doctor", description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from dfstream.app import prepare
+from dfstream.api import Analysis
 from dfstream.benchkit import (
     BENCH_MODELS,
     ResourceClock,
@@ -34,27 +34,19 @@ from dfstream.benchkit import (
     paced_opener,
     stage_metrics,
 )
-from dfstream.config import AnalyzeConfig
+from dfstream.cli.args import Parser, positive_float, positive_int
+from dfstream.config import AnalysisConfig
 from dfstream.errors import OutputError, UsageError
+from dfstream.sources import open_source
 from dfstream.synth import write_synthetic_clip
 
 CLIP_SIZE = (320, 240)
 CLIP_FPS = 25
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0 but got {text}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dfstream bench``."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="dfstream bench",
         description=(
             "Measure the pipeline stage by stage on a generated 320x240 25 fps clip with an "
@@ -63,17 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The machine's other load skews every figure: compare runs made side by side.",
     )
     p.add_argument("--quick", action="store_true", help="a short run: at most ~60 s on 2 cores")
-    p.add_argument("--seconds", type=_positive(float), help="clip length (default 6, quick 3)")
+    p.add_argument("--seconds", type=positive_float, help="clip length (default 6, quick 3)")
     p.add_argument("--video", type=Path, help="benchmark this file instead of a generated clip")
-    p.add_argument("--streams", type=_positive(int), default=1, help="concurrent copies (1)")
+    p.add_argument("--streams", type=positive_int, default=1, help="concurrent copies (1)")
     p.add_argument(
         "--realtime", action="store_true", help="play the clip in real time, as a camera would"
     )
     p.add_argument("--backend", default="auto", help="inference backend (auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
-    p.add_argument("--batch", type=_positive(int), default=16, help="CNN batch size (16)")
-    p.add_argument("--window", type=_positive(int), default=20, help="window T (20)")
-    p.add_argument("--stride", type=_positive(int), default=5, help="window stride (5)")
+    p.add_argument("--batch", type=positive_int, default=16, help="CNN batch size (16)")
+    p.add_argument("--window", type=positive_int, default=20, help="window T (20)")
+    p.add_argument("--stride", type=positive_int, default=5, help="window stride (5)")
     p.add_argument(
         "--detector",
         default="none",
@@ -81,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="face detector (none: the whole frame is the face; the generated clip has none)",
     )
     p.add_argument("--detector-model", type=Path, help="YuNet ONNX model")
-    p.add_argument("--detect-every", type=_positive(int), default=5, help="detector period (5)")
+    p.add_argument("--detect-every", type=positive_int, default=5, help="detector period (5)")
     p.add_argument(
         "--model",
         default="resnext50",
@@ -90,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads",
-        type=_positive(int),
+        type=positive_int,
         help="torch intra-op threads (default: torch's own choice, as dfstream uses)",
     )
     p.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
@@ -99,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[str, Any]:
     """Run the benchmark on ``clip`` and return every figure."""
-    config = AnalyzeConfig(
+    config = AnalysisConfig(
         sources=(str(clip),) * args.streams,
         untrained=True,
         detector=args.detector,
@@ -113,12 +105,12 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         max_seconds=args.seconds if args.video is not None else None,
     )
     collector = ScoreCollector()
-    run = prepare(
+    run = Analysis(
         config,
-        console=console,
-        extra_sinks=[collector],
+        sinks=[collector],
+        on_notice=lambda msg: console.print(f"dfstream: {msg}", highlight=False),
         model=bench_model(args.model, window=args.window),
-        **({"opener": paced_opener()} if args.realtime else {}),
+        opener=paced_opener() if args.realtime else open_source,
     )
     # The machine's load drifts: time the backend alone before and after, keep the median.
     bare_s = 1.5 if args.quick else 4.0
@@ -127,7 +119,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
     ]
     _frames, before = bare_decode_fps(clip, max_seconds=config.max_seconds)
     with ResourceClock() as clock:
-        summaries = run.execute()
+        summaries = run.run().summaries
     result = stage_metrics(run, clock.wall_s, collector)
     result["cpu_percent"] = clock.cpu_percent
     result["peak_rss_mb"] = ResourceClock.peak_rss_mb()

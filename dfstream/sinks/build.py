@@ -1,0 +1,114 @@
+"""Opening every configured output of a run, in one place: ``--jsonl``, ``--report``,
+``--overlay`` (and, as they come, the network sinks).
+
+All of them are opened while the run is built, before any source is decoded, so that a path
+that cannot be written ends the run with ``OutputError`` (exit 6) before any work is done;
+whatever was opened is closed again when a later one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dfstream.backends.base import InferenceBackend
+from dfstream.config import AnalysisConfig, OutputConfig
+from dfstream.model.checkpoint import LoadedModel
+from dfstream.pipeline.runner import PipelineSettings
+from dfstream.sinks.base import Sink
+from dfstream.sinks.jsonl import JsonlSink
+from dfstream.sinks.overlay import OverlaySettings, OverlaySink
+from dfstream.sinks.report import ReportSink
+from dfstream.sources import redact
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def report_header(
+    config: AnalysisConfig,
+    outputs: OutputConfig,
+    loaded: LoadedModel,
+    backend: InferenceBackend,
+) -> dict[str, Any]:
+    """What a report says about how it was made: backend, model and every setting."""
+    settings: dict[str, Any] = {}
+    for key, value in (asdict(config) | asdict(outputs)).items():
+        if key == "sources":
+            value = [redact(s) for s in value]
+        settings[key] = _plain(value)
+    spec = loaded.spec
+    return {
+        "untrained": loaded.untrained,
+        "backend": backend.describe(),
+        "model": {
+            "kind": loaded.kind,
+            "origin": loaded.origin,
+            "window": spec.window,
+            "input_size": spec.input_size,
+            "backbone": spec.backbone,
+        },
+        "settings": settings,
+    }
+
+
+def overlay_settings(settings: PipelineSettings, *, untrained: bool) -> OverlaySettings:
+    """How long overlay frames may wait for their scores, from the pipeline's settings."""
+    analyzer = settings.analyzer
+    return OverlaySettings(
+        window=settings.window,
+        stride=settings.stride,
+        detect_every=analyzer.detect_every,
+        max_misses=analyzer.max_misses,
+        analysis_fps=analyzer.analysis_fps,
+        threshold=settings.scoring.threshold,
+        untrained=untrained,
+    )
+
+
+def open_early_sinks(outputs: OutputConfig) -> list[Sink]:
+    """The outputs that need nothing but their path (``--jsonl``): opened first, before the
+    model loads, so that a bad path fails at once."""
+    return [JsonlSink.open(outputs.jsonl)] if outputs.jsonl is not None else []
+
+
+def open_run_sinks(
+    outputs: OutputConfig,
+    *,
+    config: AnalysisConfig,
+    loaded: LoadedModel,
+    backend: InferenceBackend,
+    settings: PipelineSettings,
+    streams: Sequence[tuple[str, str]],
+    stopping: Callable[[], bool],
+) -> list[Sink]:
+    """The outputs that describe the run (``--report``, ``--overlay``); ``streams`` are the
+    (stream id, spec) pairs known now. Raises ``OutputError`` (after closing what was opened)
+    when one cannot be written."""
+    sinks: list[Sink] = []
+    try:
+        if outputs.report is not None:
+            header = report_header(config, outputs, loaded, backend)
+            sinks.append(ReportSink.open(outputs.report, header=header, scoring=settings.scoring))
+        if outputs.overlay is not None:
+            sinks.append(
+                OverlaySink.open(
+                    outputs.overlay,
+                    streams=streams,
+                    settings=overlay_settings(settings, untrained=loaded.untrained),
+                    stopping=stopping,
+                )
+            )
+    except BaseException:
+        for sink in sinks:
+            if isinstance(sink, ReportSink):
+                sink.abort()
+            else:
+                sink.close()
+        raise
+    return sinks
