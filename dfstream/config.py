@@ -63,6 +63,9 @@ class AnalysisConfig:
     rtsp_transport: RtspTransport = "tcp"
 
     def __post_init__(self) -> None:
+        _paths_as_paths(
+            self, ("weights", "detector_model", "model_cache", "onnx_cache", "engine_dir")
+        )
         if self.weights is not None and self.untrained:
             raise ValueError("--weights and --untrained exclude each other")
         checks = (
@@ -96,3 +99,16 @@ class OutputConfig:
     jsonl: str | None = None
     overlay: Path | None = None
     report: Path | None = None
+
+    def __post_init__(self) -> None:
+        _paths_as_paths(self, ("overlay", "report"))
+        if self.jsonl is not None:
+            object.__setattr__(self, "jsonl", str(self.jsonl))
+
+
+def _paths_as_paths(config: object, names: tuple[str, ...]) -> None:
+    """Accept ``str`` (or any path-like) for path fields of a frozen config: store ``Path``."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, Path):
+            object.__setattr__(config, name, Path(value))

@@ -10,9 +10,14 @@ import numpy as np
 
 
 def write_synthetic_clip(
-    path: Path, *, seconds: float = 4.0, size: tuple[int, int] = (320, 240), fps: int = 25
+    path: str | Path,
+    *,
+    seconds: float = 4.0,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 25,
 ) -> Path:
     """Write a moving colour pattern as an H.264 (libx264, yuv420p) MP4 and return its path."""
+    path = Path(path)
     width, height = size
     frames = max(1, round(seconds * fps))
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
