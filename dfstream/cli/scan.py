@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 from rich.console import Console
@@ -131,13 +131,11 @@ def spec_from_args(args: argparse.Namespace) -> WorkerSpec:
         raise UsageError(str(exc)) from exc
 
 
-def make_executor(args: argparse.Namespace, spec: WorkerSpec) -> Executor:
-    """Ray actors with ``--ray``, else local worker processes."""
-    if args.ray is not None:
-        from dfstream.cluster.connect import connect
+def make_executor(args: argparse.Namespace, spec: WorkerSpec, ray: ModuleType | None) -> Executor:
+    """Ray actors on the cluster ``ray`` joined (``--ray``), else local worker processes."""
+    if ray is not None:
         from dfstream.cluster.scan import RayExecutor
 
-        ray = connect(args.ray)
         return RayExecutor(
             ray, spec, workers=args.workers, cpus_per_worker=args.cpus_per_worker, address=args.ray
         )
@@ -190,6 +188,11 @@ def scan(argv: Sequence[str]) -> int:
     console = Console(stderr=True, highlight=False)
     for note in inputs.notes:
         console.print(f"dfstream: {note}", markup=False)
+    ray = None
+    if args.ray is not None:  # before any output: an unreachable cluster changes nothing
+        from dfstream.cluster.connect import connect
+
+        ray = connect(args.ray)
     stop = _Stop()
     stop.install()
     executor: Executor | None = None
@@ -209,7 +212,7 @@ def scan(argv: Sequence[str]) -> int:
         for path in inputs.missing:
             results.write_failed(Failed(path, ("no such file or folder",), ()))
         if todo:
-            executor = make_executor(args, spec)
+            executor = make_executor(args, spec, ray)
             if spec.config.untrained:
                 console.print("dfstream: UNTRAINED model: scores are meaningless")
             results.write_start({"executor": executor.description, "videos": len(todo)})
@@ -223,7 +226,7 @@ def scan(argv: Sequence[str]) -> int:
                 progress.add(item)
 
             def on_lost(worker: str, reason: str) -> None:
-                lost.append(f"{worker}: {reason}")
+                lost.append(reason)
                 progress.note(f"{reason}; its video goes to another worker")
 
             with progress:

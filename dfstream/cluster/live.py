@@ -9,7 +9,8 @@ over the nodes). A driver thread long-polls every actor and hands the events to 
 sinks (JSONL, report, the dashboard's log, library sinks). Status events from the driver:
 
 * ``placed``: the stream's actor started; the reason names the node (id prefix and host);
-* ``waiting``: no node can take the stream yet (nothing matches its placement, or no room);
+* ``waiting``: the stream's actor has not started after ``WAITING_AFTER_S``: no node can take
+  it yet (nothing matches its placement, or no room), or it is still loading;
 * ``restarting``: its node or actor was lost; a new actor is started wherever Ray finds room
   (the same placement rule), and the stream's ``connected`` follows from the new node.
 
@@ -39,7 +40,7 @@ from dfstream.sinks.build import open_early_sinks
 from dfstream.sources import redact
 from dfstream.types import StatusEvent, StreamSummary
 
-WAITING_AFTER_S = 10.0
+WAITING_AFTER_S = 30.0
 STOP_TIMEOUT_S = 15.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -292,7 +293,12 @@ class RayAnalysis:
                 if not stream.waiting_said and now - stream.created_at > WAITING_AFTER_S:
                     stream.waiting_said = True
                     need = stream.rule.describe() if stream.rule else f"{self._cpus:g} CPU"
-                    self._status(stream, "waiting", f"no ray node can take it yet (needs {need})")
+                    self._status(
+                        stream,
+                        "waiting",
+                        f"not started after {WAITING_AFTER_S:g} s: no ray node has room for it "
+                        f"yet (needs {need}), or its actor is still loading the model",
+                    )
             elif stream.handle is not None:
                 if stream.polling is None:
                     stream.polling = stream.handle.poll.remote(0.5)
@@ -335,7 +341,12 @@ class RayAnalysis:
             for stream in self._streams:
                 kill_actor(self._ray, stream.handle)
             self.sinks.close()
+            order = [s.stream_id for s in self._streams]
+            summaries = sorted(
+                self._summaries,
+                key=lambda s: order.index(s.stream_id) if s.stream_id in order else len(order),
+            )
             self._result = RunResult(
-                tuple(self._summaries), tuple(self.sinks.failures), self._stop.is_set()
+                tuple(summaries), tuple(self.sinks.failures), self._stop.is_set()
             )
             self._done.set()

@@ -74,10 +74,9 @@ def _is_video(path: Path) -> bool:
 
 def _folder_videos(folder: Path) -> list[Path]:
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [Path(root) / name for name in sorted(files) if _is_video(Path(root) / name)]
-    return found
+    for root, _dirs, files in os.walk(folder):
+        found += [Path(root) / name for name in files if _is_video(Path(root) / name)]
+    return sorted(found)
 
 
 def _read_text(path: Path) -> str:

@@ -162,7 +162,7 @@ class ScanResults:
             ):
                 final[video] = data  # a later success replaces an earlier failure
         rows = [_csv_row(data) for data in final.values()]
-        verdicts = Counter(r["verdict"] for r in rows if r["status"] == "done")
+        verdicts = Counter(str(r["verdict"]) for r in rows if r["status"] == "done")
         failures = [
             {k: d[k] for k in ("video", "reason", "reasons", "workers")}
             for d in final.values()

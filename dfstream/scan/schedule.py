@@ -66,6 +66,9 @@ class _Pending:
     video: str
     reasons: list[str] = field(default_factory=list)
     workers: list[str] = field(default_factory=list)
+    """Where each try ran, as the output names it (with its node)."""
+    tried_on: list[str] = field(default_factory=list)
+    """The executor's names of the workers that tried it (a retry avoids them)."""
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -109,7 +112,7 @@ class Scheduler:
         for pending in self._queue:
             if (
                 only_worker
-                or worker not in pending.workers
+                or worker not in pending.tried_on
                 or now - pending.queued_at > RETRY_ELSEWHERE_WAIT_S
             ):
                 self._queue.remove(pending)
@@ -128,9 +131,10 @@ class Scheduler:
             self._running[pending.video] = pending
             self._executor.submit(worker, Job(pending.video, attempt=len(pending.reasons) + 1))
 
-    def _retry_or_fail(self, pending: _Pending, worker: str, reason: str) -> None:
+    def _retry_or_fail(self, pending: _Pending, worker: str, reason: str, where: str) -> None:
         pending.reasons.append(reason)
-        pending.workers.append(worker)
+        pending.tried_on.append(worker)
+        pending.workers.append(where)
         if len(pending.reasons) >= self._attempts:
             self._report(Failed(pending.video, tuple(pending.reasons), tuple(pending.workers)))
         else:
@@ -142,14 +146,14 @@ class Scheduler:
             self._on_lost(outcome.worker, outcome.reason)
             if outcome.job is not None:
                 pending = self._running.pop(outcome.job.video)
-                self._retry_or_fail(pending, outcome.worker, outcome.reason)
+                self._retry_or_fail(pending, outcome.worker, outcome.reason, outcome.worker)
             return
         pending = self._running.pop(outcome.job.video)
         result = outcome.result
         if result.ok:
             self._report(Done(result, attempts=len(pending.reasons) + 1))
         else:
-            self._retry_or_fail(pending, outcome.worker, result.error or "failed")
+            self._retry_or_fail(pending, outcome.worker, result.error or "failed", result.worker)
 
     def run(self, stop: threading.Event | None = None, *, poll_s: float = 0.2) -> bool:
         """Work until every video is reported or ``stop`` is set; True when all were.
