@@ -36,7 +36,11 @@ RAY_ENV = {
 
 def _ray_command() -> list[str]:
     """``ray`` as a command of this interpreter (the console script may be another one's)."""
-    return [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from ray.scripts.scripts import main; sys.exit(main())",
+    ]
 
 
 def session_pids(sid: int) -> list[int]:
@@ -122,9 +126,9 @@ class RayCluster:
     def node_ids(self) -> dict[str, str]:
         """Alive nodes: node id -> the value of their ``dfstream-test`` label ('' for none)."""
         code = (
-            "import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
             "print(json.dumps({n['NodeID']: n.get('Labels', {}).get('dfstream-test', '') "
-            "for n in ray.nodes() if n['Alive']}))" % self.address
+            "for n in ray.nodes() if n['Alive']}))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=60

@@ -136,7 +136,9 @@ class ScriptedExecutor(Executor):
 
     description = "scripted"
 
-    def __init__(self, workers: list[str], *, fails: dict[str, set[str]], dies: set[tuple[str, str]]):
+    def __init__(
+        self, workers: list[str], *, fails: dict[str, set[str]], dies: set[tuple[str, str]]
+    ):
         self.workers = {w: None for w in workers}  # name -> job
         self.fails, self.dies = fails, dies
         self.events: deque[Outcome] = deque()
@@ -158,7 +160,9 @@ class ScriptedExecutor(Executor):
             self.events.append(Lost(worker, job, f"{worker} died"))
             return
         self.workers[worker] = job
-        error = f"{job.video} broken on {worker}" if job.video in self.fails.get(worker, ()) else None
+        error = (
+            f"{job.video} broken on {worker}" if job.video in self.fails.get(worker, ()) else None
+        )
         self.events.append(Finished(worker, job, _result(job.video, worker, error)))
 
     def wait(self, timeout: float) -> list[Outcome]:
@@ -176,7 +180,9 @@ class ScriptedExecutor(Executor):
 def _run(executor: ScriptedExecutor, videos: list[str]) -> list[Report]:
     reports: list[Report] = []
     lost: list[str] = []
-    scheduler = Scheduler(videos, executor, report=reports.append, on_lost=lambda w, r: lost.append(w))
+    scheduler = Scheduler(
+        videos, executor, report=reports.append, on_lost=lambda w, r: lost.append(w)
+    )
     assert scheduler.run(poll_s=0.0)
     return reports
 
