@@ -1,7 +1,8 @@
 """``python -m benchmarks.scan_overhead``: what a scan worker costs per video, in-process, as a
 local worker process, and as a Ray actor, measured side by side in one run.
 
-The same generated clips go through one worker of each kind, one video at a time: in this
+The same generated clips go through one worker of each kind, one video at a time and
+interleaved (each clip through every worker in turn, so load drift hits all alike): in this
 process (``ScanWorker`` called directly: the analysis alone), behind ``ProcessExecutor`` (one
 spawned process, pipes), and behind ``RayExecutor`` (one actor of a local Ray instance started
 here by ``ray.init`` and shut down at the end). For each it reports the start-up time (until
@@ -60,26 +61,36 @@ def _until_ready(executor: Executor, timeout_s: float = 600.0) -> float:
     return time.perf_counter() - started
 
 
-def _measure(run_one: Any, clips: list[Path]) -> dict[str, Any]:
-    """Run every clip once through ``run_one(path) -> JobResult``; per-video figures."""
-    worker_s, driver_s, crops = [], [], 0
-    for clip in clips:
+class _Tally:
+    """Per-video figures of one executor."""
+
+    def __init__(self, name: str, startup_s: float, run_one: Any) -> None:
+        self.name, self.startup_s, self.run_one = name, startup_s, run_one
+        self.worker_s: list[float] = []
+        self.driver_s: list[float] = []
+        self.crops = 0
+
+    def run(self, clip: Path) -> None:
         started = time.perf_counter()
-        result = run_one(str(clip))
-        driver_s.append(time.perf_counter() - started)
+        result = self.run_one(str(clip))
+        self.driver_s.append(time.perf_counter() - started)
         if not result.ok:
             raise RuntimeError(f"{clip}: {result.error}")
-        worker_s.append(result.seconds)
-        crops += result.crops
-    overhead = [d - w for d, w in zip(driver_s, worker_s, strict=True)]
-    return {
-        "videos": len(clips),
-        "median_worker_video_s": statistics.median(worker_s),
-        "median_driver_video_s": statistics.median(driver_s),
-        "median_overhead_ms": 1000 * statistics.median(overhead),
-        "crops_per_s_per_worker": crops / sum(worker_s),
-        "crops": crops,
-    }
+        self.worker_s.append(result.seconds)
+        self.crops += result.crops
+
+    def row(self) -> dict[str, Any]:
+        overhead = [d - w for d, w in zip(self.driver_s, self.worker_s, strict=True)]
+        return {
+            "executor": self.name,
+            "startup_s": self.startup_s,
+            "videos": len(self.worker_s),
+            "median_worker_video_s": statistics.median(self.worker_s),
+            "median_driver_video_s": statistics.median(self.driver_s),
+            "median_overhead_ms": 1000 * statistics.median(overhead),
+            "crops_per_s_per_worker": self.crops / sum(self.worker_s),
+            "crops": self.crops,
+        }
 
 
 def _through(executor: Executor) -> Any:
@@ -113,34 +124,31 @@ def _local_ray(temp_dir: Path) -> Iterator[Any]:
 
 
 def executor_rows(spec: WorkerSpec, clips: list[Path], *, with_ray: bool) -> list[dict[str, Any]]:
-    """One row per executor kind (see the module docstring)."""
-    rows = []
-    started = time.perf_counter()
-    worker = ScanWorker(spec, name="in-process")
-    row = {"executor": "in-process", "startup_s": time.perf_counter() - started}
-    rows.append(row | _measure(lambda v: worker.analyze(Job(v)), clips))
-    worker.close()
+    """One row per executor kind (see the module docstring). The workers are started one
+    after the other, then every clip goes through each of them in turn (one analysis at a
+    time), so that the machine's load drifts over all of them alike."""
+    with contextlib.ExitStack() as stack:
+        started = time.perf_counter()
+        worker = ScanWorker(spec, name="in-process")
+        stack.callback(worker.close)
+        tallies = [
+            _Tally("in-process", time.perf_counter() - started, lambda v: worker.analyze(Job(v)))
+        ]
+        local = ProcessExecutor([spec])
+        stack.callback(local.close)
+        tallies.append(_Tally("local process", _until_ready(local), _through(local)))
+        if with_ray:
+            from dfstream.cluster.scan import RayExecutor
 
-    local = ProcessExecutor([spec])
-    try:
-        row = {"executor": "local process", "startup_s": _until_ready(local)}
-        rows.append(row | _measure(_through(local), clips))
-    finally:
-        local.close()
-    if with_ray:
-        from dfstream.cluster.scan import RayExecutor
-
-        with (
-            tempfile.TemporaryDirectory(prefix="dfray-", dir="/tmp") as tmp,
-            _local_ray(Path(tmp)) as ray,
-        ):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dfray-", dir="/tmp"))
+            ray = stack.enter_context(_local_ray(Path(tmp)))
             actors = RayExecutor(ray, spec, workers=1, cpus_per_worker=spec.threads or 1)
-            try:
-                row = {"executor": "ray actor", "startup_s": _until_ready(actors)}
-                rows.append(row | _measure(_through(actors), clips))
-            finally:
-                actors.close()
-    return rows
+            stack.callback(actors.close)
+            tallies.append(_Tally("ray actor", _until_ready(actors), _through(actors)))
+        for index, clip in enumerate(clips):
+            for turn in range(len(tallies)):  # rotate who goes first
+                tallies[(index + turn) % len(tallies)].run(clip)
+        return [tally.row() for tally in tallies]
 
 
 def build_rows(config: AnalysisConfig, clip: Path, backends: list[str]) -> list[dict[str, Any]]:
@@ -162,6 +170,14 @@ def build_rows(config: AnalysisConfig, clip: Path, backends: list[str]) -> list[
             rows.append({"backend": backend, "first_build_s": times[0],
                          "median_build_s": statistics.median(times[1:])})  # fmt: skip
     return rows
+
+
+def _ray_version() -> str | None:
+    try:
+        import ray
+    except ImportError:
+        return None
+    return str(ray.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "executors": rows,
             "analysis_builds": builds,
             "machine": machine_info(),
+            "ray": _ray_version(),
         }
         md = write_outputs(args.json, result, title="Scan worker cost per video",
                            header=header, rows=table)  # fmt: skip

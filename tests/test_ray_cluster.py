@@ -189,7 +189,7 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
             again = lambda: {e["stream"] for e in of("score")[before:]} == set(urls)  # noqa: E731
             assert wait_for(again, 90), _events(jsonl)
             run.send_signal(signal.SIGINT)
-            stdout, stderr = run.communicate(timeout=60)
+            _, stderr = run.communicate(timeout=60)
         finally:
             run.kill()
     assert run.returncode == 130, stderr

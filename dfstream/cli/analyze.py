@@ -41,6 +41,8 @@ other commands:
   dfstream export ...        ONNX export of a model + parity check (see export --help)
   dfstream engine build ...  TensorRT engines from the ONNX export (see engine --help)
   dfstream doctor            versions, devices, and which backends work here (and why not)
+  dfstream scan SOURCE...    analyse an archive, each video once, resumable; --ray for a
+                             Ray cluster (see dfstream scan --help)
   dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
                              on a generated clip (see dfstream bench --help)
 """
