@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,6 +104,41 @@ def test_interrupted_scan_resumes_and_reports_the_broken_video(
     assert (report["videos"], report["done"], report["failed"]) == (7, 6, 1)
     assert report["last_run"]["to_analyse"] == 7 - len(done_first)
     assert "videos" in stdout and "failed" in stdout  # the summary table
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The scan's worker processes (spawned children; not multiprocessing's resource tracker)."""
+    children = {
+        int(child)
+        for task in Path(f"/proc/{parent}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+    pids = []
+    for child in sorted(children):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            pids.append(child)
+    return pids
+
+
+def test_a_killed_local_worker_has_its_video_done_by_another(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [*SCAN_ARGS[: SCAN_ARGS.index("--workers")], "--workers", "2"]
+    scan = _scan(str(archive / "part0"), str(archive / "part1" / "clip*.mp4"), "--out", str(out),
+                 *args, "--cpus-per-worker", "1")  # fmt: skip
+    try:
+        assert wait_for(lambda: len(summaries(out)) >= 1 and len(_worker_pids(scan.pid)) == 2, 120)
+        victim = _worker_pids(scan.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = scan.communicate(timeout=180)
+    finally:
+        scan.kill()
+    assert scan.returncode == 0, stderr
+    done = [s["video"] for s in summaries(out)]
+    assert sorted(done) == sorted(str(p) for p in archive.rglob("clip*.mp4"))
+    assert len(done) == len(set(done))
+    report = json.loads((out / "report.json").read_text())
+    assert any("worker process died" in r for r in report["last_run"]["lost_workers"]), stderr
 
 
 @pytest.mark.parametrize("command", [["scan", "{clip}"], ["{clip}", "--untrained"]])

@@ -10,6 +10,7 @@ is FAKE, 130 interrupted (what was done is kept: rerun to resume), as listed by 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import threading
@@ -22,7 +23,6 @@ from rich.console import Console
 from rich.table import Table
 
 from dfstream.cli.args import (
-    EXIT_CODES_HELP,
     Parser,
     add_model_arguments,
     default_cache_dir,
@@ -40,6 +40,17 @@ from dfstream.scan.schedule import Done, Failed, Report, Scheduler
 from dfstream.scan.worker import WorkerSpec
 
 DEFAULT_OUT = Path("dfstream-scan")
+EPILOG = """exit codes:
+  0    every video was analysed
+  1    a video is FAKE and --fail-on-fake was given
+  2    usage error
+  3    a video failed every try (--attempts; see report.json), none was found, or --ray
+       cannot be used
+  4    weights missing, unsafe, or not fitting the model
+  5    backend or device unavailable, or an internal error
+  6    an output in --out cannot be written
+  130  interrupted (Ctrl-C / SIGTERM): what was done is kept; rerun to resume
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dfstream scan",
         description="Analyse every video of an archive once, on worker processes here or on "
         "the actors of a Ray cluster (--ray); rerun the same command to resume.",
-        epilog=EXIT_CODES_HELP,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -105,26 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args: argparse.Namespace) -> WorkerSpec:
-    """How every worker analyses, from parsed arguments."""
+    """How every worker analyses, from parsed arguments: every ``AnalysisConfig`` field that
+    has a flag of the same name here, plus the cache folders."""
+    names = {f.name for f in dataclasses.fields(AnalysisConfig)} - {"sources"}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     try:
         config = AnalysisConfig(
-            weights=args.weights,
-            untrained=args.untrained,
-            seed=args.seed,
-            detector=args.detector,
-            detector_model=args.detector_model,
+            **values,
             model_cache=default_cache_dir("models"),
-            detect_every=args.detect_every,
-            analysis_fps=args.analysis_fps,
-            window=args.window,
-            stride=args.stride,
-            batch=args.batch,
-            device=args.device,
-            backend=args.backend,
-            precision=args.precision,
             onnx_cache=default_cache_dir("onnx"),
-            threshold=args.threshold,
-            max_seconds=args.max_seconds,
         )
         return WorkerSpec(config=config, events=args.events, video_timeout=args.video_timeout)
     except ValueError as exc:

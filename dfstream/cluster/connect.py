@@ -15,8 +15,11 @@ import logging
 import socket
 import threading
 from types import ModuleType
+from typing import Any
 
-from dfstream.errors import SourceError, UsageError
+from dfstream import __version__
+from dfstream.errors import ExitCode, SourceError, UsageError
+from dfstream.scan.executor import WorkerStartError
 
 CONNECT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 5.0
@@ -121,3 +124,18 @@ def kill_actor(ray: ModuleType, handle: object) -> None:
         return
     with contextlib.suppress(Exception):
         ray.kill(handle, no_restart=True)
+
+
+def check_started(info: dict[str, Any], name: str) -> None:
+    """Raise ``WorkerStartError`` when an actor reports that it could not load its model
+    (``info["error"]``: exit code and message), or runs another dfstream than the driver."""
+    error = info.get("error")
+    if error is not None:
+        code, message = error
+        raise WorkerStartError(f"{name} on {info.get('host')}: {message}", int(code))
+    if info.get("version") != __version__:
+        raise WorkerStartError(
+            f"node {info.get('host')} runs dfstream {info.get('version')} but this driver runs "
+            f"{__version__}: install the same version on every node",
+            int(ExitCode.BACKEND),
+        )

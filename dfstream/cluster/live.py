@@ -26,15 +26,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from dfstream import __version__
 from dfstream.api import RunResult
 from dfstream.cluster.actors import StreamActor, StreamPoll
-from dfstream.cluster.connect import connect, kill_actor
+from dfstream.cluster.connect import check_started, connect, kill_actor
 from dfstream.cluster.placement import PlaceRule, placement_for
 from dfstream.config import AnalysisConfig, OutputConfig
-from dfstream.errors import DfstreamError, ExitCode, UsageError
+from dfstream.errors import UsageError
 from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.pipeline.state import StreamSnapshot
+from dfstream.scan.executor import WorkerStartError
 from dfstream.sinks.base import Sink, SinkFailure, SinkGroup
 from dfstream.sinks.build import open_early_sinks
 from dfstream.sources import redact
@@ -68,14 +68,6 @@ class RemoteSettings:
     """The scoring settings the dashboard colours verdicts with."""
 
     scoring: ScoringSettings
-
-
-class RemoteError(DfstreamError):
-    """An actor could not build its analysis; carries the original error's exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = ExitCode(exit_code)
 
 
 @dataclass
@@ -239,15 +231,7 @@ class RayAnalysis:
             self._lost(stream, exc)
             return
         stream.started = None
-        if info["error"] is not None:
-            code, message = info["error"]
-            raise RemoteError(f"{stream.stream_id}: {message}", code)
-        if info["version"] != __version__:
-            raise RemoteError(
-                f"node {info['host']} runs dfstream {info['version']}, this driver "
-                f"{__version__}: install the same version on every node",
-                int(ExitCode.BACKEND),
-            )
+        check_started(info, stream.stream_id)
         if self._report_pending and info["header"] is not None:
             self._open_report(info["header"])
         where = f"ray node {info['node'][:12]} ({info['host']}), backend {info['backend']}"
@@ -277,7 +261,7 @@ class RayAnalysis:
         if poll.done:
             stream.done = True
             if poll.error and self._error is None:
-                self._error = RemoteError(f"{stream.stream_id}: {poll.error}", 5)
+                self._error = WorkerStartError(f"{stream.stream_id}: {poll.error}")
             kill_actor(ray, stream.handle)
 
     def _tick(self) -> None:

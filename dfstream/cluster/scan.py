@@ -19,9 +19,9 @@ from types import ModuleType
 from typing import Any
 
 from dfstream import __version__
-from dfstream.cluster.connect import kill_actor
-from dfstream.errors import DfstreamError, ExitCode
-from dfstream.scan.executor import Executor, Finished, Lost, Outcome, WorkerStartError
+from dfstream.cluster.connect import check_started, kill_actor
+from dfstream.errors import DfstreamError
+from dfstream.scan.executor import Executor, Finished, Lost, Outcome
 from dfstream.scan.worker import Job, JobResult, ScanWorker, WorkerSpec, one_line
 
 
@@ -150,15 +150,7 @@ class RayExecutor(Executor):
             info = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             return self._lose(name, exc)
-        if info["error"] is not None:
-            code, message = info["error"]
-            raise WorkerStartError(f"worker {name} on {info['host']}: {message}", code)
-        if info["version"] != __version__:
-            raise WorkerStartError(
-                f"node {info['host']} runs dfstream {info['version']} but this driver runs "
-                f"{__version__}: install the same version on every node",
-                int(ExitCode.BACKEND),
-            )
+        check_started(info, f"worker {name}")
         actor = self._actors[name]
         actor.ready, actor.node, actor.backend = True, info["node"], info["backend"]
         return None
