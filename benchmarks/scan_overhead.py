@@ -108,6 +108,11 @@ def _through(executor: Executor) -> Any:
 
 @contextlib.contextmanager
 def _local_ray(temp_dir: Path) -> Iterator[Any]:
+    import os
+
+    # A throwaway local instance: without this, ray.init() turns on token authentication and
+    # writes a token to ~/.ray/auth_token, which later `ray start` clusters then pick up.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     ray.init(

@@ -6,8 +6,10 @@ exactly those processes (a lost node), and ``RayCluster.stop`` does so for every
 started. Nothing here runs ``ray stop``, which would also stop clusters of other users of the
 machine. Each cluster has its own temp folder and ports.
 
-The head's health checks are tightened (a node that stops answering is declared dead within
-about 2 s instead of 30 s) so that node-loss tests stay short; the rest is Ray's default.
+Drivers run against it should get ``RayCluster.env`` (the repository on ``PYTHONPATH``, token
+authentication off like the cluster). The head's health checks are tightened (a node that
+stops answering is declared dead within about 2 s instead of 30 s) so that node-loss tests stay
+short; the rest is Ray's default.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from tests.live_servers import REPO_ROOT, free_port
 
 RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Explicit, so that a token in ~/.ray/auth_token (which a local ray.init() writes) does not
+    # switch some of the processes to token authentication: the cluster is a private test one.
+    "RAY_AUTH_MODE": "disabled",
     "RAY_health_check_period_ms": "500",
     "RAY_health_check_timeout_ms": "500",
     "RAY_health_check_failure_threshold": "4",

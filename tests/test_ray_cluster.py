@@ -28,7 +28,7 @@ import pytest
 from tests.live_servers import REPO_ROOT, rtsp_server, wait_for
 from tests.media import write_clip
 from tests.ray_cluster import RayCluster, RayNode
-from tests.test_scan import results, summaries
+from tests.scan_outputs import results, summaries
 
 pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'dfstream[ray]'")
 
@@ -44,8 +44,8 @@ EDGE = "dfstream-test=edge"
 class Cluster:
     """The module's cluster: the head and the (restartable) second node."""
 
-    def __init__(self) -> None:
-        self.ray = RayCluster()
+    def __init__(self, ray: RayCluster) -> None:
+        self.ray = ray
         self.ray.start_head(cpus=1)
         self.edge: RayNode = self.ray.add_node("edge", cpus=1, labels=EDGE)
 
@@ -61,14 +61,13 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """Head + second node, stopped (by session id) whatever happens."""
-    made: Cluster | None = None
+    """Head + second node, stopped (by session id) whatever happens, also when one of them
+    fails to start."""
+    ray = RayCluster()
     try:
-        made = Cluster()
-        yield made
+        yield Cluster(ray)
     finally:
-        if made is not None:
-            made.ray.stop()
+        ray.stop()
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +79,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _dfstream(*args: str) -> subprocess.Popen[str]:
+def _dfstream(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "dfstream", *args],
+        [sys.executable, "-m", "dfstream", *args], env=cluster.ray.env,
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -101,8 +100,8 @@ def test_scan_on_two_nodes_survives_a_lost_node_and_matches_a_local_run(
     edge = {node[:8] for node in cluster.edge_ids()}
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
     common = [str(clips), *MODEL_ARGS, "--cpus-per-worker", "1"]
-    local = _dfstream("scan", *common, "--workers", "1", "--out", str(local_out))
-    scan = _dfstream("scan", *common, "--ray", cluster.ray.address, "--out", str(ray_out))
+    local = _dfstream(cluster, "scan", *common, "--workers", "1", "--out", str(local_out))
+    scan = _dfstream(cluster, "scan", *common, "--ray", cluster.ray.address, "--out", str(ray_out))
     try:
         on_edge = lambda: any(s["worker"].split("@")[-1] in edge for s in summaries(ray_out))  # noqa: E731
         assert wait_for(lambda: on_edge() and len(summaries(ray_out)) >= 3, 150), results(ray_out)
@@ -127,7 +126,7 @@ def test_scan_on_two_nodes_survives_a_lost_node_and_matches_a_local_run(
     rerun = subprocess.run(
         [sys.executable, "-m", "dfstream", "scan", *common, "--ray", cluster.ray.address,
          "--out", str(ray_out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=cluster.ray.env,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert "12 already in" in rerun.stderr and "0 to analyse" in rerun.stderr
@@ -163,8 +162,9 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
     jsonl = tmp_path / "events.jsonl"
     with rtsp_streams(clip, tmp_path, 2) as urls:
         run = _dfstream(
-            *urls, *MODEL_ARGS, "--analysis-fps", "4", "--no-dashboard", "--jsonl", str(jsonl),
-            "--ray", cluster.ray.address, "--ray-place", f"*=prefer:{EDGE}", "--ray-cpus", "0.5",
+            cluster, *urls, *MODEL_ARGS, "--analysis-fps", "4", "--no-dashboard",
+            "--jsonl", str(jsonl), "--ray", cluster.ray.address,
+            "--ray-place", f"*=prefer:{EDGE}", "--ray-cpus", "0.5",
         )  # fmt: skip
 
         def of(kind: str, state: str | None = None) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.live_servers import REPO_ROOT, free_port, wait_for
 from tests.media import write_clip, write_text_as_mp4
+from tests.scan_outputs import results, summaries
 
 SCAN_ARGS = [
     "--untrained", "--detector", "none", "--window", "4", "--stride", "2", "--batch", "4",
@@ -45,20 +46,6 @@ def _scan(*args: str, **popen: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
     )
-
-
-def results(out: Path) -> list[dict[str, Any]]:
-    """The complete lines of a scan's merged JSONL."""
-    path = out / "results.jsonl"
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
-
-
-def summaries(out: Path) -> list[dict[str, Any]]:
-    """The ``summary`` lines of a scan's output."""
-    return [line for line in results(out) if line["type"] == "summary"]
 
 
 def test_interrupted_scan_resumes_and_reports_the_broken_video(

@@ -55,10 +55,12 @@ def _auto_address(ray: ModuleType) -> str:
         from ray._private.services import canonicalize_bootstrap_address
 
         found = canonicalize_bootstrap_address("auto")
-    except Exception as exc:  # Ray's own lookup failed: say so in one line
+    except ConnectionError:
+        found = None  # Ray's "Could not find any running Ray instance"
+    except Exception as exc:  # Ray's own lookup failed otherwise: say so in one line
         raise SourceError(
-            f"--ray auto: no running Ray cluster found on this machine ({exc}); start one "
-            "with `ray start --head`, or pass --ray HOST:PORT"
+            f"--ray auto: cannot look for a Ray cluster here ({' '.join(str(exc).split())}); "
+            "pass --ray HOST:PORT"
         ) from exc
     if not found:
         raise SourceError(
