@@ -159,11 +159,11 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
     cluster.restart_edge()
     edge = cluster.edge_ids()
     clip = write_clip(tmp_path / "live.mp4", frames=100, size=(160, 120), pattern="face", gop=10)
-    jsonl = tmp_path / "events.jsonl"
+    jsonl, report = tmp_path / "events.jsonl", tmp_path / "report.json"
     with rtsp_streams(clip, tmp_path, 2) as urls:
         run = _dfstream(
             cluster, *urls, *MODEL_ARGS, "--analysis-fps", "4", "--no-dashboard",
-            "--jsonl", str(jsonl), "--ray", cluster.ray.address,
+            "--jsonl", str(jsonl), "--report", str(report), "--ray", cluster.ray.address,
             "--ray-place", f"*=prefer:{EDGE}", "--ray-cpus", "0.5",
         )  # fmt: skip
 
@@ -196,3 +196,5 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
     assert sorted(s["stream"] for s in of("summary")) == sorted(urls)
     assert all(s["live"] and s["windows_scored"] > 0 for s in of("summary"))
     assert "restarting" in stderr and "placed" in stderr  # the plain log lines at the driver
+    written = json.loads(report.read_text())  # the driver's report, from the actors' events
+    assert len(written["sources"]) == 2 and written["backend"].startswith("ray ")
