@@ -198,3 +198,18 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
     assert "restarting" in stderr and "placed" in stderr  # the plain log lines at the driver
     written = json.loads(report.read_text())  # the driver's report, from the actors' events
     assert len(written["sources"]) == 2 and written["backend"].startswith("ray ")
+
+
+def test_workers_bigger_than_any_node_are_refused_at_once(
+    cluster: Cluster, clips: Path, tmp_path: Path
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "dfstream", "scan", str(clips), *MODEL_ARGS, "--ray",
+         cluster.ray.address, "--cpus-per-worker", "4", "--out", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=cluster.ray.env,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "dfstream: error: --cpus-per-worker 4: no node of the cluster has that many CPUs (the "
+        "largest has 1); give at most 1"
+    )

@@ -20,7 +20,7 @@ from typing import Any
 
 from dfstream import __version__
 from dfstream.cluster.connect import check_started, kill_actor
-from dfstream.errors import DfstreamError
+from dfstream.errors import DfstreamError, UsageError
 from dfstream.scan.executor import Executor, Finished, Lost, Outcome
 from dfstream.scan.worker import Job, JobResult, ScanWorker, WorkerSpec, one_line
 
@@ -87,6 +87,12 @@ class RayExecutor(Executor):
     ) -> None:
         self._ray = ray
         resources = ray.cluster_resources()
+        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+        if cpus_per_worker > largest:
+            raise UsageError(
+                f"--cpus-per-worker {cpus_per_worker}: no node of the cluster has that many CPUs "
+                f"(the largest has {largest:g}); give at most {largest:g}"
+            )
         gpus = int(resources.get("GPU", 0))
         use_gpu = gpus > 0 and spec.config.device in ("auto", "cuda")
         count = workers or (
