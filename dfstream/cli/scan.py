@@ -227,7 +227,7 @@ def scan(argv: Sequence[str]) -> int:
 
             def on_lost(worker: str, reason: str) -> None:
                 lost.append(reason)
-                progress.note(f"{reason}; its video goes to another worker")
+                progress.note(reason)
 
             with progress:
                 Scheduler(

@@ -141,3 +141,11 @@ def check_started(info: dict[str, Any], name: str) -> None:
             f"{__version__}: install the same version on every node",
             int(ExitCode.BACKEND),
         )
+
+
+def raise_if_init_failed(exc: BaseException, name: str) -> None:
+    """An actor whose constructor raised (dfstream missing or broken on its node, say) would
+    fail the same way everywhere: raise ``WorkerStartError`` instead of replacing it."""
+    if getattr(exc, "actor_init_failed", False):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise WorkerStartError(f"{name} could not start on its node: {lines[-1] if lines else exc}")

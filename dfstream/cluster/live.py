@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from dfstream.api import RunResult
 from dfstream.cluster.actors import StreamActor, StreamPoll
-from dfstream.cluster.connect import check_started, connect, kill_actor
+from dfstream.cluster.connect import check_started, connect, kill_actor, raise_if_init_failed
 from dfstream.cluster.placement import PlaceRule, placement_for
 from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.errors import UsageError
@@ -218,7 +218,15 @@ class RayAnalysis:
 
         self._report_pending = False
         assert self.outputs.report is not None
-        header = {**header, "backend": f"{self.backend.text} (first: {header.get('backend')})"}
+        settings = {
+            **header.get("settings", {}),
+            "sources": [redact(s) for s in self.config.sources],
+        }
+        header = {
+            **header,
+            "backend": f"{self.backend.text} (first: {header.get('backend')})",
+            "settings": settings,
+        }
         self.sinks.add(
             ReportSink.open(self.outputs.report, header=header, scoring=self.settings.scoring)
         )
@@ -228,6 +236,7 @@ class RayAnalysis:
         try:
             info = ray.get(stream.started)
         except ray.exceptions.RayActorError as exc:
+            raise_if_init_failed(exc, f"the actor of {stream.stream_id}")
             self._lost(stream, exc)
             return
         stream.started = None

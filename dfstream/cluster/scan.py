@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from dfstream import __version__
-from dfstream.cluster.connect import check_started, kill_actor
+from dfstream.cluster.connect import check_started, kill_actor, raise_if_init_failed
 from dfstream.errors import DfstreamError, UsageError
 from dfstream.scan.executor import Executor, Finished, Lost, Outcome
 from dfstream.scan.worker import Job, JobResult, ScanWorker, WorkerSpec, one_line
@@ -155,6 +155,7 @@ class RayExecutor(Executor):
         try:
             info = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
+            raise_if_init_failed(exc, f"worker {name}")
             return self._lose(name, exc)
         check_started(info, f"worker {name}")
         actor = self._actors[name]

@@ -143,7 +143,8 @@ class Scheduler:
 
     def _handle(self, outcome: Finished | Lost) -> None:
         if isinstance(outcome, Lost):
-            self._on_lost(outcome.worker, outcome.reason)
+            held = "; its video goes back to the queue" if outcome.job is not None else ""
+            self._on_lost(outcome.worker, outcome.reason + held)
             if outcome.job is not None:
                 pending = self._running.pop(outcome.job.video)
                 self._retry_or_fail(pending, outcome.worker, outcome.reason, outcome.worker)
