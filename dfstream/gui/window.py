@@ -15,6 +15,7 @@ import tkinter as tk
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from tkinter import filedialog, ttk
+from typing import Literal
 
 from dfstream.errors import DfstreamError, UsageError
 from dfstream.gui.preview import render_preview
@@ -51,7 +52,8 @@ SHORTCUTS = (
     ("<Control-q>", "quit"),
 )
 VERDICT_ROW_COLOURS = {"REAL": "#c8e6c9", "FAKE": "#ffcdd2", "UNCERTAIN": "#fff3c4"}
-COLUMNS = (("state", 80, "w"), ("done", 50, "e"), ("ETA", 50, "e"), ("fps", 50, "e"),
+Anchor = Literal["w", "e"]
+COLUMNS: tuple[tuple[str, int, Anchor], ...] = (("state", 80, "w"), ("done", 50, "e"), ("ETA", 50, "e"), ("fps", 50, "e"),
            ("drops", 56, "e"), ("verdict", 125, "w"))  # fmt: skip
 
 
