@@ -53,8 +53,15 @@ SHORTCUTS = (
 )
 VERDICT_ROW_COLOURS = {"REAL": "#c8e6c9", "FAKE": "#ffcdd2", "UNCERTAIN": "#fff3c4"}
 Anchor = Literal["w", "e"]
-COLUMNS: tuple[tuple[str, int, Anchor], ...] = (("state", 80, "w"), ("done", 50, "e"), ("ETA", 50, "e"), ("fps", 50, "e"),
-           ("drops", 56, "e"), ("verdict", 125, "w"))  # fmt: skip
+COLUMNS: tuple[tuple[str, int, Anchor], ...] = (
+    ("state", 80, "w"),
+    ("done", 50, "e"),
+    ("ETA", 50, "e"),
+    ("fps", 50, "e"),
+    ("drops", 56, "e"),
+    ("verdict", 125, "w"),
+)
+"""The list's columns after the source name: (name, width in pixels, alignment)."""
 
 
 class App:
