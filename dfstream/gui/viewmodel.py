@@ -248,7 +248,8 @@ class ViewModel:
             row.summary, row.verdict, row.score = event, event.verdict, event.score
             row.source = event.source
             row.error = event.error
-            row.state = "failed" if event.error else "done"
+            kept = row.state in ("stopped", "removed")  # the summary of what was seen
+            row.state = "failed" if event.error else (row.state if kept else "done")
         elif isinstance(event, StatusEvent):
             if event.sink is not None:
                 self.set_message(f"output {event.sink} failed: {event.reason}", error=True)

@@ -97,8 +97,10 @@ class App:
         for sequence, action in SHORTCUTS:
             root.bind(sequence, self._shortcut(action))
         root.protocol("WM_DELETE_WINDOW", self.quit)
+        self.closed = False
+        """True once the window is destroyed."""
         self._refresh()
-        root.after(POLL_MS, self._poll)
+        self._after = root.after(POLL_MS, self._poll)
 
     def _shortcut(self, action: str) -> Callable[[tk.Event[tk.Misc]], str]:
         def run(_event: tk.Event[tk.Misc]) -> str:
@@ -317,7 +319,7 @@ class App:
     def quit(self) -> None:
         """Close the window: stop the run first and let it finalise its outputs."""
         if not self.session.busy:
-            self.root.destroy()
+            self._destroy()
             return
         if self._closing_since is None:
             self._closing_since = time.monotonic()
@@ -384,9 +386,15 @@ class App:
         if self._closing_since is not None and (
             not self.session.busy or now - self._closing_since > CLOSE_TIMEOUT_S
         ):
-            self.root.destroy()
+            self._destroy()
             return
-        self.root.after(POLL_MS, self._poll)
+        self._after = self.root.after(POLL_MS, self._poll)
+
+    def _destroy(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.root.after_cancel(self._after)
+            self.root.destroy()
 
     def _select(self, key: str) -> None:
         self.selected = key
