@@ -31,22 +31,20 @@ from dfstream.gui import window as window_module  # noqa: E402
 from dfstream.gui.session import Session  # noqa: E402
 from dfstream.gui.settings import GuiSettings, RecentSources  # noqa: E402
 from dfstream.gui.viewmodel import VERDICT_COLOURS  # noqa: E402
-from dfstream.gui.window import MODEL_UNTRAINED, App  # noqa: E402
+from dfstream.gui.widgets import MODEL_UNTRAINED  # noqa: E402
+from dfstream.gui.window import App  # noqa: E402
 from dfstream.types import Verdict  # noqa: E402
 from tests.media import write_clip  # noqa: E402
-from tests.xvfb import XvfbUnavailable, xvfb  # noqa: E402
+
+pytest_plugins = ("tests.xvfb",)  # the session-wide Xvfb display fixture, x_display
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def display() -> Iterator[str]:
-    """A fresh Xvfb display for this module."""
-    try:
-        with xvfb() as name:
-            yield name
-    except XvfbUnavailable as exc:
-        pytest.skip(str(exc))
+def display(x_display: str) -> str:
+    """The session's Xvfb display."""
+    return x_display
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +105,7 @@ def settle(app: App, seconds: float = 0.8) -> None:
 
 def key_press(app: App, sequence: str, widget: tk.Misc | None = None) -> None:
     """Type a key into ``widget`` (default the sources list) of the focused window."""
-    widget = widget or app.tree
+    widget = widget or app.sources.tree
     app.root.update()
     app.root.focus_force()
     widget.focus_set()
@@ -155,9 +153,9 @@ def test_open_start_watch_the_verdict_screenshot_and_save(
         window_module.filedialog, "askopenfilenames", lambda **_kw: (str(media["short"]),)
     )
     key_press(app, "<Control-o>")  # the Open files shortcut -> the (patched) dialog
-    (item,) = app.tree.get_children()
-    assert app.tree.item(item, "text") == "clip.mp4"
-    assert app.tree.set(item, "state") == "ready"
+    (item,) = app.sources.tree.get_children()
+    assert app.sources.tree.item(item, "text") == "clip.mp4"
+    assert app.sources.tree.set(item, "state") == "ready"
     assert app.banner.title.cget("text") == "READY"
     assert "disabled" not in app.start_button.state()
     key_press(app, "<Control-r>")  # Start
@@ -165,7 +163,7 @@ def test_open_start_watch_the_verdict_screenshot_and_save(
     pump(app, lambda: finished(app))
     settle(app)
 
-    (item,) = app.tree.get_children()
+    (item,) = app.sources.tree.get_children()
     saveable = app.vm.saveable(item)
     assert saveable is not None
     (summary,) = jsonl_summaries(saveable[1] / "scores.jsonl")
@@ -175,13 +173,13 @@ def test_open_start_watch_the_verdict_screenshot_and_save(
     assert app.banner.title.cget("text") == title
     assert "whole video: score" in app.banner.detail.cget("text")
     assert "UNTRAINED" in app.banner.detail.cget("text")
-    assert app.tree.set(item, "state") == "done"
-    assert app.tree.set(item, "done") == "100%"
-    assert app.tree.set(item, "verdict") == f"{title} {summary['score']:.2f}"
-    assert app.progress_label.cget("text") == "clip.mp4: 100%"
+    assert app.sources.tree.set(item, "state") == "done"
+    assert app.sources.tree.set(item, "done") == "100%"
+    assert app.sources.tree.set(item, "verdict") == f"{title} {summary['score']:.2f}"
+    assert app.sources.label.cget("text") == "clip.mp4: 100%"
     assert app.message.cget("text").startswith("Done")
     assert "untrained (seed 0)" in app.status.cget("text")
-    assert str(app.preview.cget("image")), "the preview shows the last frame"
+    assert str(app.preview.label.cget("image")), "the preview shows the last frame"
     lines = app.plot.axes.get_lines()
     assert len(lines) == 2 and lines[0].get_ydata()[0] == 0.5  # threshold + face #0
     assert len(lines[1].get_xdata()) == summary["windows_scored"]
@@ -191,7 +189,7 @@ def test_open_start_watch_the_verdict_screenshot_and_save(
     banner = region(shot, origin, app.banner)
     share = (banner == rgb(VERDICT_COLOURS[verdict][0])).all(axis=2).mean()
     assert share > 0.6, f"banner is {share:.0%} verdict colour"
-    preview = region(shot, origin, app.preview)
+    preview = region(shot, origin, app.preview.label)
     assert preview.std() > 10, "the preview is blank"
 
     monkeypatch.setattr(window_module.filedialog, "askdirectory", lambda **_kw: str(tmp_path))
@@ -214,8 +212,8 @@ def test_stop_mid_run_finalises_the_outputs(app: App, media: dict[str, Path]) ->
     stopped_at = time.monotonic()
     pump(app, lambda: finished(app), timeout=30)
     assert time.monotonic() - stopped_at < 20
-    (item,) = app.tree.get_children()
-    assert app.tree.set(item, "state") == "stopped"
+    (item,) = app.sources.tree.get_children()
+    assert app.sources.tree.set(item, "state") == "stopped"
     assert app.message.cget("text").startswith("Stopped")
     saveable = app.vm.saveable(item)
     assert saveable is not None
@@ -236,28 +234,30 @@ def test_errors_show_in_the_window_and_the_app_stays_usable(
     settle(app, 0.2)
     assert app.banner.title.cget("text") == "ERROR"
     assert f"{missing}: no such file" in app.banner.detail.cget("text")
-    (item,) = app.tree.get_children()
-    assert app.tree.set(item, "state") == "failed"
+    (item,) = app.sources.tree.get_children()
+    assert app.sources.tree.set(item, "state") == "failed"
 
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     app._set_settings(app.settings.with_model("checkpoint", bad))  # as the model picker does
-    assert app.model_field.get() == "Checkpoint: broken.pt"
+    assert app.model.field.get() == "Checkpoint: broken.pt"
     app.add_sources([str(media["short"])])
     app.start()
     pump(app, lambda: not app.session.busy and not app.vm.running)
     settle(app, 0.2)
     text = app.message.cget("text")
     assert str(bad) in text and "\n" not in text
-    ready = [i for i in app.tree.get_children() if app.tree.set(i, "state") == "ready"]
+    ready = [
+        i for i in app.sources.tree.get_children() if app.sources.tree.set(i, "state") == "ready"
+    ]
     assert len(ready) == 1, "the source that was not analysed is ready again"
 
-    app.model_field.set(MODEL_UNTRAINED)
-    app.model_field.event_generate("<<ComboboxSelected>>")
+    app.model.field.set(MODEL_UNTRAINED)
+    app.model.field.event_generate("<<ComboboxSelected>>")
     assert app.settings.model == "untrained"
     app.start()
     pump(app, lambda: finished(app) and app.banner.title.cget("text") != "ERROR")
-    assert any(app.tree.set(i, "state") == "done" for i in app.tree.get_children())
+    assert any(app.sources.tree.set(i, "state") == "done" for i in app.sources.tree.get_children())
 
 
 def test_closing_the_window_stops_the_run_and_finalises(app: App, media: dict[str, Path]) -> None:

@@ -1,5 +1,10 @@
 """A real X server for GUI tests: Xvfb (Debian package ``xvfb``) on a display number it picks
-itself (``-displayfd``), so tests never collide with a desktop or with each other."""
+itself (``-displayfd``), so tests never collide with a desktop or with each other.
+
+``x_display`` is a session fixture (import it into a test module): the server stays up until
+the test session ends, because Xlib ends the whole process when it opens a display after an
+X server it used went away.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pytest
 
 
 class XvfbUnavailable(RuntimeError):
@@ -51,3 +58,13 @@ def xvfb(size: str = "1280x900x24", timeout: float = 10.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def x_display() -> Iterator[str]:
+    """An Xvfb display for the whole test session (skips with the reason when unavailable)."""
+    try:
+        with xvfb() as name:
+            yield name
+    except XvfbUnavailable as exc:
+        pytest.skip(str(exc))

@@ -15,14 +15,19 @@ import tkinter as tk
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from tkinter import filedialog, ttk
-from typing import Literal
 
 from dfstream.errors import DfstreamError, UsageError
-from dfstream.gui.preview import render_preview
 from dfstream.gui.session import Finished, Session
 from dfstream.gui.settings import GuiSettings, RecentSources, save_settings
 from dfstream.gui.viewmodel import ViewModel
-from dfstream.gui.widgets import Banner, PreferencesDialog, ScorePlot
+from dfstream.gui.widgets import (
+    Banner,
+    ModelPicker,
+    PreferencesDialog,
+    PreviewPane,
+    ScorePlot,
+    SourcesList,
+)
 
 POLL_MS = 50
 SNAPSHOT_S = 0.25
@@ -30,16 +35,11 @@ PREVIEW_S = 0.1
 PLOT_S = 0.5
 CLOSE_TIMEOUT_S = 30.0
 MAX_MESSAGES_PER_POLL = 2000
-PREVIEW_SIZE = (480, 300)
 
 MEDIA_TYPES = [
     ("Videos and photos", "*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.ts *.jpg *.jpeg *.png *.webp"),
     ("All files", "*"),
 ]
-CHECKPOINT_TYPES = [("Checkpoints", "*.pt *.pth *.safetensors"), ("All files", "*")]
-MODEL_DEFAULT = "Shipped default model"
-MODEL_PICK = "Checkpoint file…"
-MODEL_UNTRAINED = "Untrained (pipeline check)"
 SHORTCUTS = (
     ("<Control-o>", "open_files"),
     ("<Control-d>", "open_folder"),
@@ -51,17 +51,6 @@ SHORTCUTS = (
     ("<Control-comma>", "preferences"),
     ("<Control-q>", "quit"),
 )
-VERDICT_ROW_COLOURS = {"REAL": "#c8e6c9", "FAKE": "#ffcdd2", "UNCERTAIN": "#fff3c4"}
-Anchor = Literal["w", "e"]
-COLUMNS: tuple[tuple[str, int, Anchor], ...] = (
-    ("state", 80, "w"),
-    ("done", 50, "e"),
-    ("ETA", 50, "e"),
-    ("fps", 50, "e"),
-    ("drops", 56, "e"),
-    ("verdict", 125, "w"),
-)
-"""The list's columns after the source name: (name, width in pixels, alignment)."""
 
 
 class App:
@@ -82,8 +71,6 @@ class App:
         self.selected: str | None = None
         self._closing_since: float | None = None
         self._last = {"snapshot": 0.0, "preview": 0.0, "plot": 0.0}
-        self._preview_key: tuple[object, ...] | None = None
-        self._photo: tk.PhotoImage | None = None
         root.title("dfstream")
         root.geometry("1160x760")
         root.minsize(820, 560)
@@ -147,14 +134,12 @@ class App:
         self.source_field = ttk.Combobox(bar, values=self.recent.items)
         self.source_field.pack(side="left", fill="x", expand=True)
         self.source_field.bind("<Return>", lambda _e: self.add_from_field())
+        self.source_field.bind("<Escape>", lambda _e: "break")  # Esc here must not stop the run
         line = ttk.Frame(self.root, padding=(8, 2, 8, 4))
         line.pack(side="top", fill="x")
-        ttk.Label(line, text="Model:").pack(side="left", padx=(0, 4))
-        self.model_field = ttk.Combobox(line, state="readonly", width=30)
-        self.model_field.bind("<<ComboboxSelected>>", lambda _e: self._model_picked())
-        self.model_field.pack(side="left")
+        self.model = ModelPicker(line, self.settings, on_change=self._set_settings)
+        self.model.pack(side="left")
         ttk.Button(line, text="Preferences…", command=self.preferences).pack(side="left", padx=4)
-        self._show_model()
         self.message = ttk.Label(line, padding=(10, 0), anchor="w")
         self.message.pack(side="left", fill="x", expand=True)
 
@@ -167,34 +152,16 @@ class App:
         self.status.pack(side="left", fill="x", expand=True)
         panes = ttk.PanedWindow(self.root, orient="horizontal")
         panes.pack(side="top", fill="both", expand=True, padx=8, pady=(0, 6))
-        left = ttk.Frame(panes)
-        self.tree = ttk.Treeview(left, columns=[c for c, _, _ in COLUMNS], selectmode="browse")
-        self.tree.heading("#0", text="source")
-        self.tree.column("#0", width=180, minwidth=100, stretch=True)
-        for name, width, anchor in COLUMNS:
-            self.tree.heading(name, text=name)
-            self.tree.column(name, width=width, stretch=False, anchor=anchor)
-        for verdict, colour in VERDICT_ROW_COLOURS.items():
-            self.tree.tag_configure(verdict, background=colour)
-        self.tree.tag_configure("error", background="#d7ccc8")
-        self.tree.pack(side="top", fill="both", expand=True)
-        self.tree.bind("<<TreeviewSelect>>", lambda _e: self._selection_changed())
-        self.tree.bind("<Delete>", lambda _e: self.remove_selected())
-        self.progress = ttk.Progressbar(left, mode="determinate", maximum=100.0)
-        self.progress.pack(side="top", fill="x", pady=(6, 0))
-        self.progress_label = ttk.Label(left, anchor="w")
-        self.progress_label.pack(side="top", fill="x")
+        self.sources = SourcesList(panes, on_select=self._selection_changed,
+                                   on_delete=self.remove_selected)  # fmt: skip
         right = ttk.Frame(panes)
         self.banner = Banner(right)
         self.banner.pack(side="top", fill="x")
-        self.preview_box = ttk.Frame(right, width=PREVIEW_SIZE[0], height=PREVIEW_SIZE[1])
-        self.preview_box.pack_propagate(False)
-        self.preview_box.pack(side="top", fill="both", expand=True, pady=6)
-        self.preview = ttk.Label(self.preview_box, anchor="center", text="no frame yet")
-        self.preview.pack(fill="both", expand=True)
+        self.preview = PreviewPane(right)
+        self.preview.pack(side="top", fill="both", expand=True, pady=6)
         self.plot = ScorePlot(right)
         self.plot.widget.pack(side="top", fill="both", expand=False)
-        panes.add(left, weight=2)
+        panes.add(self.sources, weight=2)
         panes.add(right, weight=3)
 
     def _fill_recent_menu(self) -> None:
@@ -208,16 +175,6 @@ class App:
 
     def _opener_of(self, source: str) -> Callable[[], None]:
         return lambda: self.add_sources([source])
-
-    def _show_model(self) -> None:
-        choices = [MODEL_DEFAULT, MODEL_PICK, MODEL_UNTRAINED]
-        current = {"default": MODEL_DEFAULT, "untrained": MODEL_UNTRAINED}.get(self.settings.model)
-        if self.settings.checkpoint is not None:
-            named = f"Checkpoint: {self.settings.checkpoint.name}"
-            choices.insert(1, named)
-            current = current or named
-        self.model_field.configure(values=choices)
-        self.model_field.set(current or MODEL_DEFAULT)
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -327,29 +284,13 @@ class App:
             self.vm.set_message("closing: stopping the analysis and finalising its outputs…")
             self._refresh()
 
-    def _model_picked(self) -> None:
-        choice = self.model_field.get()
-        if choice == MODEL_PICK:
-            path = filedialog.askopenfilename(
-                parent=self.root, title="Choose a checkpoint", filetypes=CHECKPOINT_TYPES
-            )
-            if path:
-                self._set_settings(self.settings.with_model("checkpoint", Path(path)))
-        elif choice == MODEL_UNTRAINED:
-            self._set_settings(self.settings.with_model("untrained"))
-        elif choice == MODEL_DEFAULT:
-            self._set_settings(self.settings.with_model("default"))
-        else:
-            self._set_settings(self.settings.with_model("checkpoint"))
-        self._show_model()
-
     def _set_settings(self, settings: GuiSettings) -> None:
         self.settings = settings
         try:
             save_settings(self.config_dir, settings)
         except OSError as exc:
             self.vm.set_message(f"cannot save the preferences: {exc}", error=True)
-        self._show_model()
+        self.model.show(settings)
         self._refresh()
 
     # -- polling and drawing ----------------------------------------------------------------
@@ -399,44 +340,20 @@ class App:
     def _select(self, key: str) -> None:
         self.selected = key
 
-    def _selection_changed(self) -> None:
-        chosen = self.tree.selection()
-        if chosen and chosen[0] != self.selected:
-            self.selected = chosen[0]
+    def _selection_changed(self, key: str) -> None:
+        if key != self.selected:
+            self.selected = key
             self._refresh()
 
     def _refresh(self) -> None:
         """Redraw the list, banner, progress, buttons and messages from the view-model."""
         rows = self.vm.rows()
         keys = [r.key for r in rows]
-        for stale in set(self.tree.get_children()) - set(keys):
-            self.tree.delete(stale)
-        for index, row in enumerate(rows):
-            values = (row.state, row.progress_text, row.eta, row.fps, row.drops, row.verdict)
-            tags = (
-                ("error",)
-                if row.error
-                else ((row.verdict_kind.value,) if row.verdict_kind is not None else ())
-            )
-            if self.tree.exists(row.key):
-                self.tree.item(row.key, text=row.name, values=values, tags=tags)
-            else:
-                self.tree.insert("", index, iid=row.key, text=row.name, values=values, tags=tags)
         if self.selected not in keys:
             current = [k for k in keys if k.startswith(f"r{self.vm.current_run}:")]
             self.selected = (current or keys)[0] if keys else None
-        if self.selected is not None and self.tree.selection() != (self.selected,):
-            self.tree.selection_set(self.selected)
+        self.sources.show(rows, self.selected)
         self.banner.show(self.vm.banner(self.selected))
-        view = self.vm.row(self.selected)
-        if view is None or view.progress is None:
-            self.progress.configure(value=0.0)
-            live = view.progress_text if view is not None else ""
-            self.progress_label.configure(text=f"live: {live} of video" if live else "")
-        else:
-            self.progress.configure(value=100.0 * view.progress)
-            eta = f" · ETA {view.eta}" if view.eta else ""
-            self.progress_label.configure(text=f"{view.name}: {view.progress_text}{eta}")
         running = self.vm.running or self.session.busy
         ready = bool(self.vm.pending_sources())
         self.start_button.state(["!disabled" if ready and not running else "disabled"])
@@ -458,20 +375,8 @@ class App:
         latest = None
         if stream is not None and stream[0] == self.vm.current_run:
             latest = self.session.latest_frame(stream[1])
-        if latest is None:
-            if self._preview_key is not None:
-                self._preview_key, self._photo = None, None
-                self.preview.configure(image="", text="no frame yet")
-            return
-        frame, tracks = latest
-        scores = self.vm.face_scores(self.selected)
-        box = (max(160, self.preview_box.winfo_width()), max(120, self.preview_box.winfo_height()))
-        key = (id(frame), frame.index, tuple(sorted(scores.items())), box)
-        if key == self._preview_key:
-            return
-        self._preview_key = key
-        _, _, data = render_preview(
-            frame, tracks, scores, max_size=box, untrained=self.vm.untrained(self.selected)
+        self.preview.show(
+            latest,
+            self.vm.face_scores(self.selected),
+            untrained=self.vm.untrained(self.selected),
         )
-        self._photo = tk.PhotoImage(master=self.root, data=data, format="PPM")
-        self.preview.configure(image=self._photo, text="")
