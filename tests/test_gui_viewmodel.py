@@ -332,3 +332,14 @@ def test_session_reports_a_bad_checkpoint_as_one_message(tmp_path: Path) -> None
     assert not session.busy
     run_dirs = list((tmp_path / "cache" / "runs").iterdir())
     assert len(run_dirs) == 1
+
+
+def test_rows_follow_the_sources_order_whatever_event_comes_first() -> None:
+    vm = ViewModel()
+    vm.add_pending(["/v/first.mp4", "/v/second.mp4"])
+    vm.run_starting(1, threshold=0.5)
+    vm.apply(EventArrived(1, _score("/v/second.mp4", 1, 0.5, 0.4)))  # before any snapshot
+    vm.apply_snapshots(1, [_snap("/v/first.mp4"), _snap("/v/second.mp4")])
+    vm.add_pending(["/v/later.mp4"])
+    assert [r.name for r in vm.rows()] == ["first.mp4", "second.mp4", "later.mp4"]
+    assert [r.key for r in vm.rows()] == vm.keys()

@@ -50,6 +50,8 @@ class _Row:
     score: float | None = None
     summary: StreamSummary | None = None
     error: str | None = None
+    order: int = 1 << 30
+    """Place within its run: the source's position among the run's snapshots."""
     series: dict[int, deque[tuple[float, float]]] = field(default_factory=dict)
 
 
@@ -268,9 +270,9 @@ class ViewModel:
         """Take the run's latest snapshots (counters, progress, live verdicts)."""
         if run_id not in self._runs:
             return
-        for snap in snapshots:
+        for index, snap in enumerate(snapshots):
             row = self._row_for(run_id, snap.stream_id)
-            row.snapshot, row.source = snap, snap.source
+            row.snapshot, row.source, row.order = snap, snap.source, index
             if row.summary is None and row.state not in ("stopped", "removed", "failed"):
                 row.state = _STATE_NAMES.get(snap.state, snap.state)
                 if snap.frames_decoded and snap.score is not None:
@@ -280,13 +282,18 @@ class ViewModel:
 
     # -- what the window draws ---------------------------------------------------------------
 
+    def _ordered(self) -> list[_Row]:
+        """Runs in the order they started, each in its sources' order; ready rows last."""
+        rows = list(self._rows.values())
+        return sorted(rows, key=lambda r: (1 << 30 if r.run_id is None else r.run_id, r.order))
+
     def keys(self) -> list[str]:
         """Row keys in display order."""
-        return list(self._rows)
+        return [row.key for row in self._ordered()]
 
     def rows(self) -> list[RowView]:
-        """Every row of the sources list."""
-        return [self._view(row) for row in self._rows.values()]
+        """Every row of the sources list, in display order."""
+        return [self._view(row) for row in self._ordered()]
 
     def row(self, key: str | None) -> RowView | None:
         """One row, or None when ``key`` is unknown."""

@@ -86,6 +86,8 @@ class SourcesList(ttk.Frame):
                 tags = (row.verdict_kind.value,)
             if self.tree.exists(row.key):
                 self.tree.item(row.key, text=row.name, values=values, tags=tags)
+                if self.tree.index(row.key) != index:
+                    self.tree.move(row.key, "", index)
             else:
                 self.tree.insert("", index, iid=row.key, text=row.name, values=values, tags=tags)
         if selected is not None and self.tree.selection() != (selected,):
