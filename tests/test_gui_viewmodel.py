@@ -221,6 +221,26 @@ def test_stop_and_live_sources() -> None:
     assert vm.message is not None and vm.message.startswith("Stopped")
 
 
+def test_a_video_without_faces_says_so() -> None:
+    vm = ViewModel()
+    vm.add_pending(["/v/empty.mp4"])
+    vm.run_starting(1, threshold=0.5)
+    vm.apply(
+        Finished(
+            1,
+            Path("/tmp/r"),
+            (_summary("/v/empty.mp4", Verdict.NO_FACES, None),),
+            (),
+            stopped=False,
+        )
+    )
+    (row,) = vm.rows()
+    banner = vm.banner(row.key)
+    assert (banner.title, banner.background) == ("NO FACES", VERDICT_COLOURS[Verdict.NO_FACES][0])
+    assert "no face was scored" in banner.detail
+    assert row.verdict == "NO FACES" and row.state == "done"
+
+
 def test_stop_while_the_model_loads_keeps_the_sources_ready() -> None:
     vm = ViewModel()
     vm.add_pending(["/v/a.mp4"])

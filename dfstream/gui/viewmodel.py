@@ -349,12 +349,14 @@ class ViewModel:
             title = {"ready": "READY", "starting": "LOADING MODEL"}.get(row.state, "ANALYSING")
             return BannerView(title, name, *IDLE_COLOURS)
         title = row.verdict.value.replace("_", " ")
-        if row.summary is not None:
-            windows = row.summary.windows_scored
+        if row.summary is not None and row.verdict is Verdict.NO_FACES:
+            how = "no face was scored in it (Preferences: try another face detector)"
+        elif row.summary is not None:
+            windows, score = row.summary.windows_scored, row.summary.score
             how = (
                 "whole video"
-                if row.summary.score is None
-                else (f"whole video: score {row.summary.score:.2f} over {windows} windows")
+                if score is None
+                else (f"whole video: score {score:.2f} over {windows} windows")
             )
         else:
             score = "" if row.score is None else f", score {row.score:.2f}"
