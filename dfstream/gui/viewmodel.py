@@ -352,15 +352,13 @@ class ViewModel:
         if row.summary is not None and row.verdict is Verdict.NO_FACES:
             how = "no face was scored in it (Preferences: try another face detector)"
         elif row.summary is not None:
-            windows, score = row.summary.windows_scored, row.summary.score
-            how = (
-                "whole video"
-                if score is None
-                else (f"whole video: score {score:.2f} over {windows} windows")
-            )
+            final, windows = row.summary.score, row.summary.windows_scored
+            how = "whole video"
+            if final is not None:
+                how = f"whole video: score {final:.2f} over {windows} windows"
         else:
-            score = "" if row.score is None else f", score {row.score:.2f}"
-            how = f"{'so far' if row.state != 'stopped' else 'when stopped'}{score}"
+            now = "" if row.score is None else f", score {row.score:.2f}"
+            how = f"{'so far' if row.state != 'stopped' else 'when stopped'}{now}"
         detail = f"{name} · {how}"
         if self.untrained(row.key):
             detail += " · UNTRAINED model: scores are meaningless"
