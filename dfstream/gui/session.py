@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dfstream.errors import DfstreamError, UsageError
+from dfstream.errors import DfstreamError, UsageError, WeightsError
 from dfstream.gui.settings import GuiSettings, analysis_config, output_config
 from dfstream.sinks.base import Sink, SinkFailure
 from dfstream.types import Event, Frame, StreamSummary, TrackBoxes
@@ -336,7 +336,10 @@ class Session:
         try:
             analysis = self._build(run_id, config, outputs)
         except Exception as exc:  # noqa: BLE001 - shown in the window; the app goes on
-            self.messages.put(Failed(run_id, one_line(exc)))
+            text = one_line(exc)
+            if isinstance(exc, WeightsError):
+                text += " (here: choose a checkpoint file or the untrained model under Model)"
+            self.messages.put(Failed(run_id, text))
             return
         with self._lock:
             self._analysis = analysis

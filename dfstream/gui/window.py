@@ -296,6 +296,13 @@ class App:
     # -- polling and drawing ----------------------------------------------------------------
 
     def _poll(self) -> None:
+        try:
+            self._poll_once()
+        finally:  # a failing redraw is reported by Tk, and the window goes on polling
+            if not self.closed:
+                self._after = self.root.after(POLL_MS, self._poll)
+
+    def _poll_once(self) -> None:
         now = time.monotonic()
         changed = False
         for _ in range(MAX_MESSAGES_PER_POLL):
@@ -328,8 +335,6 @@ class App:
             not self.session.busy or now - self._closing_since > CLOSE_TIMEOUT_S
         ):
             self._destroy()
-            return
-        self._after = self.root.after(POLL_MS, self._poll)
 
     def _destroy(self) -> None:
         if not self.closed:
