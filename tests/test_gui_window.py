@@ -29,9 +29,9 @@ from dfstream.benchkit import paced_opener  # noqa: E402
 from dfstream.gui import tk_root  # noqa: E402
 from dfstream.gui import window as window_module  # noqa: E402
 from dfstream.gui.session import Session  # noqa: E402
-from dfstream.gui.settings import GuiSettings, RecentSources  # noqa: E402
+from dfstream.gui.settings import GuiSettings, RecentSources, load_settings  # noqa: E402
 from dfstream.gui.viewmodel import VERDICT_COLOURS  # noqa: E402
-from dfstream.gui.widgets import MODEL_UNTRAINED  # noqa: E402
+from dfstream.gui.widgets import DETECTOR_HELP, MODEL_UNTRAINED, PreferencesDialog  # noqa: E402
 from dfstream.gui.window import App  # noqa: E402
 from dfstream.types import Verdict  # noqa: E402
 from tests.media import write_clip  # noqa: E402
@@ -312,3 +312,31 @@ def test_the_dfstream_gui_command(display: str, media: dict[str, Path], tmp_path
     assert summary["untrained"] is True
     recent = json.loads((tmp_path / "config" / "dfstream" / "recent.json").read_text())
     assert recent == [str(media["short"])]
+
+
+def test_preferences_recent_sources_and_removing_a_row(app: App, tmp_path: Path) -> None:
+    app.preferences()
+    (dialog,) = [w for w in app.root.winfo_children() if isinstance(w, PreferencesDialog)]
+    dialog.threshold.set("seven")
+    dialog.ok()
+    assert dialog.winfo_exists() and dialog.error.cget("text"), "a bad value is said, not saved"
+    dialog.threshold.set("0.7")
+    dialog.detector.set(DETECTOR_HELP["haar"])
+    dialog.overlay.set(False)
+    dialog.ok()
+    assert (app.settings.threshold, app.settings.detector, app.settings.overlay) == (
+        0.7,
+        "haar",
+        False,
+    )
+    assert load_settings(tmp_path / "cfg") == app.settings
+    assert app.settings_label.cget("text") == (
+        "threshold 0.70 · detector haar · annotated video off"
+    )
+
+    app.add_sources([str(tmp_path / "a.mp4"), "rtsp://user:secret@cam/1"])
+    assert app.recent_menu.entrycget(0, "label") == str(tmp_path / "a.mp4")
+    assert json.loads((tmp_path / "cfg" / "recent.json").read_text()) == [str(tmp_path / "a.mp4")]
+    assert len(app.sources.tree.get_children()) == 2
+    key_press(app, "<Delete>")
+    assert len(app.sources.tree.get_children()) == 1
