@@ -15,12 +15,11 @@ from dfstream.backends import create_backend
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalyzeConfig
 from dfstream.errors import WeightsError
-from dfstream.faces import FaceDetector, make_detector
+from dfstream.faces import AnalyzerSettings, FaceDetector, make_detector, margin_for_detector
 from dfstream.livespec import LiveSettings
 from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
-from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sinks.console import EventLog
 from dfstream.sinks.jsonl import JsonlSink
@@ -85,10 +84,7 @@ def pipeline_settings(config: AnalyzeConfig, loaded: LoadedModel) -> PipelineSet
             analysis_fps=config.analysis_fps,
             detect_every=config.detect_every,
             max_seconds=config.max_seconds,
-            iou_threshold=0.3,
-            max_misses=3,
-            # Whole-frame "detections" are already face crops: no margin around them.
-            crop_margin=0.0 if config.detector == "none" else spec.crop_margin,
+            crop_margin=margin_for_detector(config.detector, spec.crop_margin),
             crop_size=spec.input_size,
             color_order=spec.color_order,
         ),
