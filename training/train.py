@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dfstream.errors import UsageError, WeightsError
+from dfstream.faces import margin_for_detector
 from dfstream.model import DeepfakeNet, ModelSpec, native_spec, save_checkpoint
 from training.augment import AugmentSettings
 from training.cache import CropCache
@@ -67,11 +68,10 @@ def _spec_for(args: argparse.Namespace, cache: CropCache) -> ModelSpec:
             f"--window {window}: the cache holds runs of {settings.run_length} consecutive "
             "frames; preprocess with --run-length >= the window"
         )
-    margin = 0.0 if settings.detector == "none" else settings.margin
     return native_spec(
         backbone=args.backbone,
         input_size=settings.size,
-        crop_margin=margin,
+        crop_margin=margin_for_detector(settings.detector, settings.margin),
         color_order=settings.color_order,
         window=window,
     )
