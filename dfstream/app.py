@@ -16,7 +16,6 @@ from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalyzeConfig
 from dfstream.errors import WeightsError
 from dfstream.faces import FaceDetector, make_detector
-from dfstream.livespec import LiveSettings
 from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
@@ -25,7 +24,7 @@ from dfstream.sinks.base import Sink, SinkGroup
 from dfstream.sinks.console import EventLog
 from dfstream.sinks.jsonl import JsonlSink
 from dfstream.sinks.outputs import open_outputs
-from dfstream.sources import Source, expand_sources, open_source
+from dfstream.sources import LiveSettings, Source, expand_sources, open_source
 from dfstream.types import StreamSummary
 
 
@@ -137,10 +136,10 @@ def prepare(
 
     ``model`` replaces the one the config names (benchmarks inject a tiny model); ``opener``
     opens each source (benchmarks wrap it to play files in real time)."""
+    specs = expand_sources(config.sources)  # the one place source strings are parsed
     sinks: list[Sink] = []
     if config.jsonl is not None:
         sinks.append(JsonlSink.open(config.jsonl))
-    specs = expand_sources(config.sources)
     notice = lambda msg: console.print(f"dfstream: {msg}", highlight=False)  # noqa: E731
     built: list[Pipeline] = []  # the overlay asks whether the pipeline is stopping
     try:

@@ -94,7 +94,7 @@ def _probability(text: str) -> float:
 
 
 def _reconnect(text: str) -> int | None:
-    from dfstream.livespec import parse_reconnect
+    from dfstream.sources import parse_reconnect
 
     try:
         return parse_reconnect(text)
@@ -245,7 +245,7 @@ def default_cache_dir(kind: str) -> Path:
 
 def config_from_args(args: argparse.Namespace) -> AnalyzeConfig:
     """Build the run's frozen config from parsed arguments."""
-    from dfstream.livespec import read_source_list
+    from dfstream.sources import read_source_list
 
     sources = list(args.sources)
     if args.source_list is not None:

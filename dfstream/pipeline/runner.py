@@ -16,7 +16,6 @@ import numpy as np
 
 from dfstream.backends.base import InferenceBackend
 from dfstream.faces import FaceDetector
-from dfstream.livespec import LiveSettings, is_live_spec
 from dfstream.pipeline.fair import FairGather
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
@@ -35,7 +34,7 @@ from dfstream.pipeline.stages import (
 from dfstream.pipeline.state import StreamState
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink
-from dfstream.sources import Source, open_source, redact
+from dfstream.sources import LiveSettings, Source, SourceSpec, open_source
 from dfstream.types import (
     BatchStatsEvent,
     FaceCrop,
@@ -113,12 +112,12 @@ class BatchStats:
         )
 
 
-def stream_ids(specs: Sequence[str]) -> list[str]:
-    """The stream id of each source spec: the spec with any password redacted (ids end up in
-    every output), made unique with ``#n``."""
+def stream_ids(specs: Sequence[SourceSpec]) -> list[str]:
+    """The stream id of each source: its display form, with any password redacted (ids end up
+    in every output), made unique with ``#n``."""
     ids: list[str] = []
     for spec in specs:
-        shown = redact(spec)
+        shown = spec.display
         ids.append(shown if shown not in ids else f"{shown}#{len(ids)}")
     return ids
 
@@ -128,7 +127,7 @@ class Pipeline:
 
     def __init__(
         self,
-        specs: Sequence[str],
+        specs: Sequence[SourceSpec],
         *,
         backend: InferenceBackend,
         detector_factory: Callable[[], FaceDetector],
@@ -161,7 +160,10 @@ class Pipeline:
         self.states: dict[str, StreamState] = {}
         self._scorers: dict[str, StreamScorer] = {}
         for stream_id, spec in zip(stream_ids(self.specs), self.specs, strict=True):
-            self.states[stream_id] = StreamState(stream_id=stream_id, source=redact(spec))
+            unique = stream_id.removeprefix(spec.display)  # '#n' when the id has one
+            self.states[stream_id] = StreamState(
+                stream_id=stream_id, source=spec.display, name=spec.name + unique
+            )
             self._scorers[stream_id] = StreamScorer(settings.scoring)
         self._threads: list[threading.Thread] = []
         self._last_embed_s = 0.0
@@ -184,7 +186,7 @@ class Pipeline:
         """Run to the end of every source (or a stop); one summary per source, in order."""
         settings = self.settings
         for (stream_id, state), spec in zip(self.states.items(), self.specs, strict=True):
-            live = is_live_spec(spec)
+            live = spec.live
             frames: BoundedQueue[Frame | SourceEnd] = BoundedQueue(
                 settings.live_frame_queue if live else settings.frame_queue,
                 Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
@@ -380,6 +382,7 @@ class Pipeline:
         summary = StreamSummary(
             stream_id=stream_id,
             source=state.source,
+            name=state.name,
             verdict=verdict,
             score=score,
             frames_decoded=state.frames_decoded,

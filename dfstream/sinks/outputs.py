@@ -18,7 +18,7 @@ from dfstream.pipeline.runner import PipelineSettings
 from dfstream.sinks.base import Sink
 from dfstream.sinks.overlay import OverlaySettings, OverlaySink
 from dfstream.sinks.report import ReportSink
-from dfstream.sources import redact
+from dfstream.sources import SourceSpec, redact
 
 
 def report_header(
@@ -53,10 +53,10 @@ def open_outputs(
     loaded: LoadedModel,
     backend: InferenceBackend,
     settings: PipelineSettings,
-    streams: Sequence[tuple[str, str]],
+    streams: Sequence[tuple[str, SourceSpec]],
     stopping: Callable[[], bool],
 ) -> tuple[list[Sink], OverlaySink | None]:
-    """Open ``--report`` and ``--overlay`` (if asked for); ``streams`` are (id, spec) pairs.
+    """Open ``--report`` and ``--overlay`` (if asked for); ``streams`` are (id, source) pairs.
 
     Returns the sinks to add and the overlay sink, whose ``tap`` and ``track_ended`` the
     pipeline must call. Whatever was opened is closed again if a later output fails.

@@ -31,6 +31,7 @@ from dfstream.errors import OutputError
 from dfstream.sinks.base import Sink
 from dfstream.sinks.overlay_draw import FaceMark, Timeline, draw_faces, draw_watermark
 from dfstream.sinks.overlay_encode import InputTiming, VideoEncoder
+from dfstream.sources import SourceKind, SourceSpec
 from dfstream.types import Box, Event, Frame, ScoreEvent, StreamSummary
 
 TrackBoxes = tuple[tuple[int, Box], ...]
@@ -126,7 +127,7 @@ class OverlayWriter:
         self,
         encoder: VideoEncoder,
         *,
-        source: str,
+        source: SourceSpec,
         settings: OverlaySettings,
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -143,7 +144,9 @@ class OverlayWriter:
         self._capacity: int | None = None
         self._max_wait = settings.max_wait_s
         self._force_requests = 0
-        self._thread = threading.Thread(target=self._run, name=f"overlay-{source}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"overlay-{source.display}", daemon=True
+        )
 
     def start(self) -> None:
         """Start the encoder thread."""
@@ -275,14 +278,14 @@ class OverlayWriter:
             ) from self.error
 
 
-def overlay_paths(path: Path, sources: Sequence[str]) -> list[Path]:
+def overlay_paths(path: Path, sources: Sequence[SourceSpec]) -> list[Path]:
     """The overlay file of each source: ``path`` itself for one source, else one per source
-    named ``<stem>-<source name><suffix>`` beside it."""
+    named ``<stem>-<source stem><suffix>`` beside it (``SourceSpec.stem``)."""
     if len(sources) == 1:
         return [path]
     paths: list[Path] = []
     for index, spec in enumerate(sources):
-        name = Path(spec.split("://")[-1]).stem or f"source{index}"
+        name = spec.stem or f"source{index}"
         candidate = path.with_name(f"{path.stem}-{name}{path.suffix or '.mp4'}")
         if candidate in paths:
             candidate = path.with_name(f"{path.stem}-{name}-{index}{path.suffix or '.mp4'}")
@@ -301,19 +304,19 @@ class OverlaySink(Sink):
         cls,
         path: Path,
         *,
-        streams: Sequence[tuple[str, str]],
+        streams: Sequence[tuple[str, SourceSpec]],
         settings: OverlaySettings,
         stopping: Callable[[], bool] = lambda: False,
     ) -> OverlaySink:
-        """Create every overlay file now (``streams`` are (stream id, source spec) pairs), or
-        raise ``OutputError`` before any decoding starts."""
+        """Create every overlay file now (``streams`` are (stream id, source) pairs), or raise
+        ``OutputError`` before any decoding starts."""
         specs = [spec for _, spec in streams]
         writers: dict[str, OverlayWriter] = {}
         try:
             for (stream_id, spec), out in zip(streams, overlay_paths(path, specs), strict=True):
-                if "://" not in spec and Path(spec).resolve() == out.resolve():
+                if spec.kind is SourceKind.FILE and Path(spec.url).resolve() == out.resolve():
                     raise OutputError(f"--overlay {out}: is the input itself; choose another name")
-                encoder = VideoEncoder.open(out, source=spec)
+                encoder = VideoEncoder.open(out, source=spec.url)
                 writers[stream_id] = OverlayWriter(
                     encoder, source=spec, settings=settings, stopping=stopping
                 )
