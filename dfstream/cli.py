@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="SOURCE",
         help="video file, folder of videos, rtsp:// rtsps:// http(s):// URL (HLS .m3u8 too), "
-        "or webcam, webcam:N, /dev/videoN",
+        "udp://HOST:PORT (MPEG-TS), or webcam, webcam:N, /dev/videoN",
     )
     p.add_argument(
         "--sources",
@@ -204,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-fake", action="store_true", help="exit 1 when any source is judged FAKE"
     )
     live = p.add_argument_group(
-        "live sources (RTSP, HTTP/HLS, webcams)",
-        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), webcam, webcam:N,\n"
-        "/dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
+        "live sources (RTSP, HTTP/HLS, UDP, webcams)",
+        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), udp:// (MPEG-TS), webcam,\n"
+        "webcam:N, /dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
         "Live frames wait in a small queue that drops the oldest frame when analysis\n"
         "falls behind (files never drop); live sources are analysed at 10 fps unless\n"
         "--analysis-fps is given. A source that fails at start-up is reported and\n"

@@ -1,4 +1,5 @@
-"""Live sources against real local servers: RTSP (ffmpeg + a small RTSP server) and HTTP.
+"""Live sources against real local servers: RTSP (ffmpeg + a small RTSP server), HTTP, and
+MPEG-TS pushed over UDP by ffmpeg.
 
 The CLI tests run ``python -m dfstream`` with the untrained model, ``--detector none`` and a low
 analysis rate so that ResNeXt50 on a CPU keeps up; outages are real (the server process group is
@@ -28,6 +29,7 @@ from tests.live_servers import (
     http_server,
     make_hls,
     rtsp_server,
+    udp_sender,
     wait_for,
 )
 from tests.media import write_clip
@@ -284,3 +286,32 @@ def test_http_progressive_and_hls_play_to_the_end(live_clip: Path, tmp_path: Pat
         with pytest.raises(SourceError, match="404"):
             LiveSource.open(parse_source(f"{base}/missing.mp4"), stream_id="m", settings=FAST)
     assert statuses == []  # the end of a file over HTTP is the end, not an outage
+
+
+def test_udp_mpegts_push_outage_and_sigint(live_clip: Path, tmp_path: Path) -> None:
+    """An encoder pushing MPEG-TS to dfstream over UDP (ffmpeg here): frames are scored, the
+    sender going silent is a stall, its return a reconnect, and Ctrl-C ends the run."""
+    with udp_sender(live_clip) as sender:
+        stream = sender.url
+        cli = Cli(tmp_path, [stream], "--analysis-fps", "5")
+        try:
+            assert wait_for(lambda: len(cli.of("score", stream)) >= 2, 90), cli.outputs()
+            assert _states(cli, stream)[0] == "connected"
+            sender.kill()
+            assert wait_for(lambda: "stalled" in _states(cli, stream), 15), cli.outputs()
+            sender.start()
+            assert wait_for(lambda: _states(cli, stream)[-1:] == ["connected"], 30), cli.outputs()
+            before = len(cli.of("score", stream))
+            assert wait_for(lambda: len(cli.of("score", stream)) > before + 1, 30)
+            assert cli.process.poll() is None, "a live run must not end on its own"
+            elapsed = cli.interrupt()
+        finally:
+            cli.kill()
+    assert elapsed < 5.0, f"exit took {elapsed:.1f} s after SIGINT"
+    assert cli.process.returncode == 130
+    states = _states(cli, stream)
+    outage = states[states.index("stalled") :]
+    assert outage[1] == "reconnecting" and "connected" in outage and states[-1] == "ended"
+    (summary,) = cli.of("summary")
+    assert summary["stream"] == stream and summary["live"] is True
+    assert summary["reconnects"] >= 1 and summary["error"] is None

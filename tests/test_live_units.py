@@ -96,6 +96,13 @@ def test_http_and_hls_inputs() -> None:
     assert hls.kind is SourceKind.HLS and hls.format == "hls"
 
 
+def test_udp_input_reads_mpegts_with_a_timeout() -> None:
+    inp = ffmpeg_input(parse_source("udp://0.0.0.0:5000"), LiveSettings(read_timeout=4))
+    assert inp.kind is SourceKind.UDP and inp.format == "mpegts" and not inp.ends_normally
+    assert inp.url == "udp://0.0.0.0:5000" and inp.options["timeout"] == "10000000"
+    assert inp.options["overrun_nonfatal"] == "1"
+
+
 def test_read_source_list(tmp_path: Path) -> None:
     listing = tmp_path / "cams.txt"
     listing.write_text(

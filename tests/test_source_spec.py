@@ -40,6 +40,8 @@ KINDS = [
      "http://h/a.mp4", "a"),
     ("https://h/live/index.M3U8?token=1", SourceKind.HLS, "https://h/live/index.M3U8?token=1",
      "https://h/live/index.M3U8?token=1", True, "https://h/live/index.M3U8?token=1", "index"),
+    ("udp://127.0.0.1:5000", SourceKind.UDP, "udp://127.0.0.1:5000", "udp://127.0.0.1:5000",
+     True, "udp://127.0.0.1:5000", "127.0.0"),
     ("webcam", SourceKind.WEBCAM, "webcam", "webcam", True, "webcam", "webcam"),
     ("webcam:2", SourceKind.WEBCAM, "webcam:2", "webcam:2", True, "webcam:2", "webcam:2"),
     ("/dev/video0", SourceKind.WEBCAM, "/dev/video0", "/dev/video0", True, "video0", "video0"),
@@ -88,7 +90,6 @@ def test_spec_is_frozen_and_validated() -> None:
 REFUSED = [
     "rtmp://user:s3cret@live.example/app/key",
     "srt://127.0.0.1:9000?mode=caller",
-    "udp://127.0.0.1:1234",
     "tcp://127.0.0.1:1234",
     "ftp://user:s3cret@10.0.0.2/live",
     "webcam://0",
@@ -108,7 +109,7 @@ def test_unsupported_schemes_are_refused_with_one_message(text: str) -> None:
         open_source(text)
 
 
-@pytest.mark.parametrize("text", ["rtmp://user:s3cret@live.example/app/key", "udp://0.0.0.0:1"])
+@pytest.mark.parametrize("text", ["rtmp://user:s3cret@live.example/app/key", "srt://h:1"])
 def test_cli_refuses_unsupported_schemes_before_any_work(
     text: str, clip_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

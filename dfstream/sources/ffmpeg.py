@@ -10,6 +10,9 @@ Every FFmpeg input option dfstream sets is in ``_INPUTS`` below, one builder per
   NAT and firewalls) and a socket ``timeout`` in microseconds;
 - HTTP and HLS get ``rw_timeout`` (microseconds) and FFmpeg's own reconnect off (dfstream
   reconnects, with backoff);
+- UDP is read as MPEG-TS (``format=mpegts``) from the local address in the URL, with a
+  ``timeout`` in microseconds (nothing arriving is a stall) and ``overrun_nonfatal`` (a burst
+  that overfills FFmpeg's receive FIFO loses packets instead of ending the stream);
 - webcams map to the platform's FFmpeg capture device: ``v4l2`` on Linux (``/dev/videoN``),
   ``avfoundation`` on macOS (device index ``N``) and ``dshow`` on Windows, where DirectShow
   wants a device *name*: ``webcam:Integrated Camera`` opens ``video=Integrated Camera``.
@@ -73,6 +76,11 @@ def _http(spec: SourceSpec, settings: LiveSettings, platform: str) -> FFmpegInpu
     return FFmpegInput(spec.url, spec.display, spec.kind, fmt, options, ends_normally=True)
 
 
+def _udp(spec: SourceSpec, settings: LiveSettings, platform: str) -> FFmpegInput:
+    options = _NETWORK_OPTIONS | {"timeout": _socket_us(settings), "overrun_nonfatal": "1"}
+    return FFmpegInput(spec.url, spec.display, spec.kind, "mpegts", options, ends_normally=False)
+
+
 def webcam_input(text: str, *, platform: str | None = None) -> tuple[str, str]:
     """``(device, format)`` of a webcam spec on ``platform`` (default: this machine)."""
     platform = platform or sys.platform
@@ -99,6 +107,7 @@ _INPUTS: dict[SourceKind, Callable[[SourceSpec, LiveSettings, str], FFmpegInput]
     SourceKind.RTSP: _rtsp,
     SourceKind.HTTP: _http,
     SourceKind.HLS: _http,
+    SourceKind.UDP: _udp,
     SourceKind.WEBCAM: _webcam,
 }
 

@@ -1,4 +1,5 @@
-"""Live sources: RTSP, HTTP/HLS and webcams, decoded with PyAV, with reconnect and stall detection.
+"""Live sources: RTSP, HTTP/HLS, UDP (MPEG-TS) and webcams, decoded with PyAV, with reconnect
+and stall detection.
 
 ``LiveSource.open`` connects once (a failure at start-up is a one-line ``SourceError``: a wrong
 URL should be fixed, not retried for ever). After that, ``frames()`` survives outages: when the
@@ -228,8 +229,17 @@ class LiveSource(Source):
         except (av.error.FFmpegError, OSError) as error:
             if self._stopping():
                 return "stopped", "", index
-            if time.monotonic() - last_frame >= stall * 0.9:
+            # ExitError: PyAV's read timeout, min(--read-timeout, --stall-timeout), fired. Check
+            # it by type too: a demuxer may flush its last frames just before raising it (MPEG-TS
+            # completes a frame only when the next one starts), so the clock alone can miss it.
+            read_timeout = self.settings.read_timeout
+            timed_out = isinstance(error, av.error.ExitError)
+            if (
+                timed_out and read_timeout >= stall
+            ) or time.monotonic() - last_frame >= stall * 0.9:
                 return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
+            if timed_out:
+                return "disconnected", f"no data for {read_timeout:g} s (--read-timeout)", index
             reason = getattr(error, "strerror", None) or type(error).__name__
             return "disconnected", safe_message(reason), index
         finally:
@@ -264,11 +274,12 @@ def open_live(
     on_status: StatusCallback | None,
     stop: threading.Event | None,
 ) -> LiveSource:
-    """The opener of RTSP, HTTP, HLS and webcam specs."""
+    """The opener of RTSP, HTTP, HLS, UDP and webcam specs."""
     return LiveSource.open(spec, stream_id=stream_id, settings=live, on_status=on_status, stop=stop)
 
 
 register_source(SourceKind.RTSP, open_live)
 register_source(SourceKind.HTTP, open_live)
 register_source(SourceKind.HLS, open_live)
+register_source(SourceKind.UDP, open_live)
 register_source(SourceKind.WEBCAM, open_live)

@@ -1,7 +1,7 @@
 """Which opener opens which ``SourceKind``, and ``open_source``, the one way to open a source.
 
 The built-in kinds register themselves when ``dfstream.sources`` is imported (``file.py``:
-files and folders; ``live.py``: RTSP, HTTP, HLS, webcams). A new kind is one module with an
+files and folders; ``live.py``: RTSP, HTTP, HLS, UDP, webcams). A new kind is one module with an
 ``Opener`` plus one ``register_source(kind, opener)`` call, and its ``SourceKind`` member and
 URL scheme in ``dfstream.sources.spec``.
 """

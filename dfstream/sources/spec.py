@@ -5,13 +5,14 @@ file names, display names, redaction) reads the typed, frozen ``SourceSpec``, ne
 string. The forms understood:
 
 - ``rtsp://`` / ``rtsps://`` (``RTSP``), ``http://`` / ``https://`` (``HTTP``; a path ending in
-  ``.m3u8`` is an ``HLS`` playlist): live network sources;
+  ``.m3u8`` is an ``HLS`` playlist) and ``udp://HOST:PORT`` (``UDP``: MPEG-TS pushed to this
+  machine, as IP encoders send it; dfstream listens on that address): live network sources;
 - webcams (``WEBCAM``): ``webcam`` (the first camera), ``webcam:N``, ``webcam:NAME`` (Windows
   DirectShow names) and ``/dev/videoN``;
 - ``file://PATH`` and any other string (``FILE``), or an existing folder (``FOLDER``, expanded
   to its videos by ``expand_sources``).
 
-Anything else with ``://`` (``rtmp://``, ``srt://``, ``udp://``, ``ftp://`` ...) is refused here
+Anything else with ``://`` (``rtmp://``, ``srt://``, ``tcp://``, ``ftp://`` ...) is refused here
 with one message listing the supported forms (a ``SourceError``, exit 3), before any source is
 opened. To add a kind: a ``SourceKind`` member and its scheme in ``URL_SCHEMES`` here, a module
 with its opener, and one ``register_source`` call (see ``dfstream.sources.registry``).
@@ -38,11 +39,12 @@ class SourceKind(str, enum.Enum):
     RTSP = "rtsp"
     HTTP = "http"
     HLS = "hls"
+    UDP = "udp"
     WEBCAM = "webcam"
 
 
 LIVE_KINDS: frozenset[SourceKind] = frozenset(
-    {SourceKind.RTSP, SourceKind.HTTP, SourceKind.HLS, SourceKind.WEBCAM}
+    {SourceKind.RTSP, SourceKind.HTTP, SourceKind.HLS, SourceKind.UDP, SourceKind.WEBCAM}
 )
 """Kinds parsed as live (real time); an HTTP file or VOD playlist turns out not live only once
 it is opened (``Source.live``)."""
@@ -52,12 +54,13 @@ URL_SCHEMES: dict[str, SourceKind] = {
     "rtsps": SourceKind.RTSP,
     "http": SourceKind.HTTP,
     "https": SourceKind.HTTP,
+    "udp": SourceKind.UDP,
     "file": SourceKind.FILE,
 }
 """URL scheme (lower case) -> kind; every other scheme is refused by ``parse_source``."""
 
 SUPPORTED_FORMS = (
-    "rtsp://, rtsps://, http://, https:// (HLS .m3u8 too), file://, a webcam "
+    "rtsp://, rtsps://, http://, https:// (HLS .m3u8 too), udp:// (MPEG-TS), file://, a webcam "
     "(webcam, webcam:N, /dev/videoN), a video file or a folder of videos"
 )
 """The forms ``parse_source`` accepts, as error messages list them."""
