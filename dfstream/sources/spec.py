@@ -68,6 +68,7 @@ SUPPORTED_FORMS = (
 _DEV_VIDEO = re.compile(r"^/dev/video\d+$")
 _WEBCAM = re.compile(r"^webcam(?::(?P<device>[^/].*))?$", re.IGNORECASE)
 _CREDENTIALS = re.compile(r"(://)[^/?#\s]*@")
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^\w.-]")
 
 
 def redact(text: str) -> str:
@@ -115,12 +116,16 @@ class SourceSpec:
 
     @property
     def stem(self) -> str:
-        """A short name for output file names (``OUT-<stem>.mp4``): a file's stem, else the
-        last part of the URL (host or path, without credentials); '' when there is none."""
-        rest = self.display.split("://", 1)[-1].removeprefix("***@")
+        """A short name for output file names (``OUT-<stem>.mp4``): a file's stem; for other
+        kinds the stem of the URL's last path part, else its host[:port], or the webcam spec,
+        with characters file systems refuse (``:?*`` ...) replaced by ``-``."""
         if self.kind in (SourceKind.FILE, SourceKind.FOLDER):
-            rest = self.url
-        return Path(rest).stem
+            return Path(self.url).stem
+        rest = re.split(r"[?#]", self.display.split("://", 1)[-1], maxsplit=1)[0]
+        host, _, path = rest.removeprefix("***@").partition("/")
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        name = Path(last).stem if last else host
+        return _UNSAFE_IN_FILE_NAMES.sub("-", name)
 
     def __str__(self) -> str:
         return self.display
