@@ -69,6 +69,13 @@ def test_a_folder_is_told_from_a_file(tmp_path: Path) -> None:
     assert parse_source(str(tmp_path / "missing")).kind is SourceKind.FILE
 
 
+def test_empty_sources_are_one_line_errors() -> None:
+    with pytest.raises(SourceError, match="empty source"):
+        parse_source("")
+    with pytest.raises(SourceError, match="no path after file://"):
+        parse_source("file://")
+
+
 def test_spec_never_shows_the_password() -> None:
     spec = parse_source("rtsp://admin:hunter2@cam/1")
     assert "hunter2" in spec.url  # the opener needs it ...

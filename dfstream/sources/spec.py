@@ -152,6 +152,8 @@ def parse_source(text: str) -> SourceSpec:
             )
         kind = found
         if kind is SourceKind.FILE:
+            if not rest:
+                raise SourceError(f"{display}: no path after file://; use file:///path/to/video")
             url = rest
         elif kind is SourceKind.HTTP and rest.split("?", 1)[0].lower().endswith(".m3u8"):
             kind = SourceKind.HLS
