@@ -32,7 +32,6 @@ from dfstream.backends import create_backend
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.faces import AnalyzerSettings, FaceDetector, make_detector, margin_for_detector
-from dfstream.livespec import LiveSettings
 from dfstream.model.checkpoint import LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
@@ -40,7 +39,7 @@ from dfstream.pipeline.state import StreamSnapshot
 from dfstream.sinks.base import Sink, SinkFailure, SinkGroup
 from dfstream.sinks.build import open_early_sinks, open_run_sinks
 from dfstream.sinks.stream import CallbackSink, EventStream
-from dfstream.sources import Source, expand_sources, open_source
+from dfstream.sources import LiveSettings, Source, expand_sources, open_source
 from dfstream.types import Event, StreamSummary, Verdict
 
 _log = logging.getLogger("dfstream")

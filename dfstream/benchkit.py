@@ -28,7 +28,7 @@ from dfstream.model.checkpoint import LoadedModel, untrained_model
 from dfstream.model.network import DeepfakeNet
 from dfstream.model.spec import ModelSpec, native_spec
 from dfstream.sinks.base import Sink
-from dfstream.sources import Source, open_source
+from dfstream.sources import Source, SourceSpec, open_source
 from dfstream.types import Event, Frame, ScoreEvent
 
 BENCH_MODELS = ("resnext50", "tiny")
@@ -202,7 +202,7 @@ class PacedSource(Source):
 def paced_opener(speed: float = 1.0) -> Callable[..., Source]:
     """An ``opener`` for ``Analysis``/``Pipeline`` that plays every source in real time."""
 
-    def opener(spec: str, *, stream_id: str | None = None, **live: Any) -> Source:
+    def opener(spec: SourceSpec, *, stream_id: str | None = None, **live: Any) -> Source:
         return PacedSource(open_source(spec, stream_id=stream_id, **live), speed=speed)
 
     return opener

@@ -200,6 +200,8 @@ class StreamSummary:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``); the JSONL event has ``source``."""
     verdict: Verdict
     score: float | None
     frames_decoded: int

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from dfstream.errors import DfstreamError
 from dfstream.faces import AnalyzerSettings, FaceAnalyzer, FaceDetector
-from dfstream.livespec import LiveSettings
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
-from dfstream.sources import Source, open_source, redact
+from dfstream.sources import LiveSettings, Source, SourceSpec, open_source, redact
 from dfstream.types import Box, FaceCrop, Frame, StatusEvent
 
 FrameTap = Callable[[Frame, tuple[tuple[int, Box], ...]], None]
@@ -59,7 +58,7 @@ CropMessage = FaceCrop | TrackEnd | StreamEnd | Status
 
 
 def run_reader(
-    spec: str,
+    spec: SourceSpec,
     state: StreamState,
     frames: BoundedQueue[Frame | SourceEnd],
     crops: BoundedQueue[CropMessage],
@@ -110,7 +109,7 @@ def run_reader(
     except DfstreamError as exc:
         error = redact(str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
-        error = redact(f"{spec}: unexpected {type(exc).__name__}: {exc}")
+        error = redact(f"{spec.display}: unexpected {type(exc).__name__}: {exc}")
     finally:
         frames.put_control(SourceEnd(error))
 
