@@ -7,10 +7,11 @@ Default models: efficientnet_lite0@112, efficientnet_lite0@224, resnext50@112. E
 untrained dfstream model (registered backbone + LSTM head; speed does not depend on the weights)
 on the torch backend, CPU fp32. One round times every model once with
 ``benchkit.bare_backend_rates`` (``--batch`` crops through ``embed`` plus the windows they make
-due through ``score``, for ``--seconds``); rounds repeat ``--rounds`` times, models interleaved
-within each round so that machine noise hits them alike, and the median of the rounds is
-reported with the ratio to the first model. Writes a JSON file (default
-``benchmarks/results/backbone_speed.json``) with every round, the machine and the command.
+due through ``score``, for ``--seconds``); after ``--warmup`` untimed rounds, rounds repeat
+``--rounds`` times, models interleaved within each round so that machine noise hits them alike,
+and the median of the rounds is reported with the ratio to the first model. Writes a JSON file
+(default ``benchmarks/results/backbone_speed.json``) with every round, the machine and the
+command.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds: dict[str, list[float]] = {label: [] for label in backends}
     cpu: dict[str, list[float]] = {label: [] for label in backends}
     started = time.time()
+    for _ in range(args.warmup):  # oneDNN settles its kernels over the first batches
+        for backend in backends.values():
+            bare_backend_rates(backend, batch=args.batch, stride=args.stride, seconds=1.0)
     for _ in range(args.rounds):
         for label, backend in backends.items():
             rate, cpu_per_crop = bare_backend_rates(
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stride": args.stride,
         "window": args.window,
         "seconds_per_round": args.seconds,
+        "warmup_rounds": args.warmup,
         "wall_s": round(time.time() - started, 1),
         "models": {
             label: {
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int, default=5, help="window stride, as dfstream bench (5)")
     p.add_argument("--window", type=int, default=20)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1, help="untimed 1 s rounds first (1)")
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--out", type=Path, default=RESULTS / "backbone_speed.json")
     args = p.parse_args(argv)
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['cpu_ms_per_crop_median']:.1f}",
             f"{m['ratio_to_first']:.2f}",
         )
-    Console().print(table)
+    Console(width=120).print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
