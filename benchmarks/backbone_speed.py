@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dfstream.backends.torch_backend import TorchBackend
-from dfstream.benchkit import bare_backend_rates, bench_model, machine_info
+from dfstream.tools.benchkit import bare_backend_rates, bench_model, machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = "efficientnet_lite0@112,efficientnet_lite0@224,resnext50@112"
