@@ -79,10 +79,17 @@ class FaceCrop:
     wall_time: float
     box: Box
     crop: np.ndarray = field(repr=False)
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+    """The detection's five landmarks in crop pixels (``training`` keeps them for self-blend
+    masks), or None when the detector gives none."""
 
     def __post_init__(self) -> None:
         _check_box("FaceCrop.box", self.box)
         _check_image("FaceCrop.crop", self.crop, square=True)
+        if self.landmarks is not None and self.landmarks.shape != (5, 2):
+            raise ValueError(
+                f"FaceCrop.landmarks: expected shape (5, 2) but got {self.landmarks.shape}"
+            )
 
 
 class Verdict(str, enum.Enum):
@@ -193,6 +200,8 @@ class StreamSummary:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``); the JSONL event has ``source``."""
     verdict: Verdict
     score: float | None
     frames_decoded: int

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dfstream
-from dfstream.benchkit import paced_opener
+from dfstream.tools.benchkit import paced_opener
 from tests.media import write_clip
 
 

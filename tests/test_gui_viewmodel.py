@@ -47,6 +47,7 @@ def _snap(stream: str, **changes: object) -> StreamSnapshot:
     fields: dict[str, object] = dict(
         stream_id=stream,
         source=stream,
+        name=stream.rsplit("/", 1)[-1],
         live=False,
         state="connected",
         input_fps=25.0,
@@ -77,6 +78,7 @@ def _summary(stream: str, verdict: Verdict, score: float | None, error: str | No
     return StreamSummary(
         stream,
         stream,
+        stream.rsplit("/", 1)[-1],
         verdict,
         score,
         100,

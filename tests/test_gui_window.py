@@ -25,7 +25,6 @@ tk = pytest.importorskip(
     "tkinter", reason="tkinter is missing (Debian: apt-get install python3-tk)"
 )
 
-from dfstream.benchkit import paced_opener  # noqa: E402
 from dfstream.gui import tk_root  # noqa: E402
 from dfstream.gui import window as window_module  # noqa: E402
 from dfstream.gui.session import Session  # noqa: E402
@@ -33,6 +32,7 @@ from dfstream.gui.settings import GuiSettings, RecentSources, load_settings  # n
 from dfstream.gui.viewmodel import VERDICT_COLOURS  # noqa: E402
 from dfstream.gui.widgets import DETECTOR_HELP, MODEL_UNTRAINED, PreferencesDialog  # noqa: E402
 from dfstream.gui.window import App  # noqa: E402
+from dfstream.tools.benchkit import paced_opener  # noqa: E402
 from dfstream.types import Verdict  # noqa: E402
 from tests.media import write_clip  # noqa: E402
 

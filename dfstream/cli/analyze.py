@@ -47,7 +47,7 @@ other commands:
 
 
 def _reconnect(text: str) -> int | None:
-    from dfstream.livespec import parse_reconnect
+    from dfstream.sources import parse_reconnect
 
     try:
         return parse_reconnect(text)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="SOURCE",
         help="video file, folder of videos, rtsp:// rtsps:// http(s):// URL (HLS .m3u8 too), "
-        "or webcam, webcam:N, /dev/videoN",
+        "udp://HOST:PORT (MPEG-TS), or webcam, webcam:N, /dev/videoN",
     )
     p.add_argument(
         "--sources",
@@ -158,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-fake", action="store_true", help="exit 1 when any source is judged FAKE"
     )
     live = p.add_argument_group(
-        "live sources (RTSP, HTTP/HLS, webcams)",
-        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), webcam, webcam:N,\n"
-        "/dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
+        "live sources (RTSP, HTTP/HLS, UDP, webcams)",
+        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), udp:// (MPEG-TS), webcam,\n"
+        "webcam:N, /dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
         "Live frames wait in a small queue that drops the oldest frame when analysis\n"
         "falls behind (files never drop); live sources are analysed at 10 fps unless\n"
         "--analysis-fps is given. A source that fails at start-up is reported and\n"
@@ -198,7 +198,7 @@ def outputs_from_args(args: argparse.Namespace) -> OutputConfig:
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
     """The run's frozen analysis config from parsed arguments."""
-    from dfstream.livespec import read_source_list
+    from dfstream.sources import read_source_list
 
     sources = list(args.sources)
     if args.source_list is not None:

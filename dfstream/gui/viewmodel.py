@@ -17,10 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dfstream.errors import DfstreamError
 from dfstream.gui.session import EventArrived, Failed, Finished, Message, Notice, Saved, Started
 from dfstream.pipeline.state import StreamSnapshot
-from dfstream.sinks.console import display_name
 from dfstream.sinks.dashboard import format_eta
+from dfstream.sources import parse_source, redact
 from dfstream.types import ScoreEvent, StatusEvent, StreamSummary, Verdict, VerdictEvent
 
 VERDICT_COLOURS: dict[Verdict, tuple[str, str]] = {
@@ -35,6 +36,16 @@ ERROR_COLOURS = ("#4e342e", "#ffffff")
 MAX_POINTS = 4000
 """Window scores kept per face for the plot (a long live stream keeps the latest)."""
 
+
+def short_name(source: str) -> str:
+    """A source as the list shows it before its stream reports its own name: the parser's
+    short name (a file's name, a redacted URL), or the redacted text it cannot parse."""
+    try:
+        return parse_source(source).name
+    except (DfstreamError, ValueError):
+        return redact(source)
+
+
 _STATE_NAMES = {"starting": "opening", "connected": "analysing", "ended": "done"}
 
 
@@ -42,6 +53,7 @@ _STATE_NAMES = {"starting": "opening", "connected": "analysing", "ended": "done"
 class _Row:
     key: str
     source: str
+    name: str
     run_id: int | None = None
     stream_id: str | None = None
     state: str = "ready"
@@ -114,7 +126,7 @@ class ViewModel:
         for source in sources:
             self._next += 1
             key = f"p{self._next}"
-            self._rows[key] = _Row(key, source)
+            self._rows[key] = _Row(key, source, short_name(source))
             keys.append(key)
         return keys
 
@@ -230,7 +242,9 @@ class ViewModel:
         if row is None:
             for old in [k for k, r in self._rows.items() if r.run_id == run_id and not r.stream_id]:
                 del self._rows[old]  # the run's placeholders give way to its streams
-            row = self._rows[key] = _Row(key, stream_id, run_id=run_id, stream_id=stream_id)
+            row = self._rows[key] = _Row(
+                key, stream_id, short_name(stream_id), run_id=run_id, stream_id=stream_id
+            )
             row.state = "opening"
         return row
 
@@ -248,7 +262,7 @@ class ViewModel:
         elif isinstance(event, StreamSummary):
             row = self._row_for(run_id, event.stream_id)
             row.summary, row.verdict, row.score = event, event.verdict, event.score
-            row.source = event.source
+            row.source, row.name = event.source, event.name
             row.error = event.error
             kept = row.state in ("stopped", "removed")  # the summary of what was seen
             row.state = "failed" if event.error else (row.state if kept else "done")
@@ -272,7 +286,7 @@ class ViewModel:
             return
         for index, snap in enumerate(snapshots):
             row = self._row_for(run_id, snap.stream_id)
-            row.snapshot, row.source, row.order = snap, snap.source, index
+            row.snapshot, row.source, row.name, row.order = snap, snap.source, snap.name, index
             if row.summary is None and row.state not in ("stopped", "removed", "failed"):
                 row.state = _STATE_NAMES.get(snap.state, snap.state)
                 if snap.frames_decoded and snap.score is not None:
@@ -320,7 +334,7 @@ class ViewModel:
             verdict += f" {row.score:.2f}"
         return RowView(
             key=row.key,
-            name=display_name(row.source),
+            name=row.name,
             state=row.state,
             progress=progress,
             progress_text=progress_text,
@@ -342,7 +356,7 @@ class ViewModel:
                 "then press Start (Ctrl+R)",
                 *IDLE_COLOURS,
             )
-        name = display_name(row.source)
+        name = row.name
         if row.error:
             return BannerView("ERROR", f"{name}: {row.error}", *ERROR_COLOURS)
         if row.verdict is None:

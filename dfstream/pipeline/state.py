@@ -35,6 +35,8 @@ class StreamState:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``)."""
     live: bool = False
     state: str = "starting"
     input_fps: float | None = None
@@ -100,6 +102,7 @@ class StreamState:
         return StreamSnapshot(
             stream_id=self.stream_id,
             source=self.source,
+            name=self.name,
             live=self.live,
             state=self.state,
             input_fps=self.input_fps,
@@ -136,6 +139,8 @@ class StreamSnapshot:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``)."""
     live: bool
     state: str
     input_fps: float | None

@@ -21,7 +21,7 @@ from dfstream.sinks.base import Sink
 from dfstream.sinks.jsonl import JsonlSink
 from dfstream.sinks.overlay import OverlaySettings, OverlaySink
 from dfstream.sinks.report import ReportSink
-from dfstream.sources import redact
+from dfstream.sources import SourceSpec, redact
 
 
 def _plain(value: Any) -> Any:
@@ -84,7 +84,7 @@ def open_run_sinks(
     loaded: LoadedModel,
     backend: InferenceBackend,
     settings: PipelineSettings,
-    streams: Sequence[tuple[str, str]],
+    streams: Sequence[tuple[str, SourceSpec]],
     stopping: Callable[[], bool],
 ) -> list[Sink]:
     """The outputs that describe the run (``--report``, ``--overlay``); ``streams`` are the

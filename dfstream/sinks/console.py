@@ -30,13 +30,6 @@ def verdict_text(verdict: Verdict) -> Text:
     return Text(verdict.value, style=VERDICT_STYLES[verdict])
 
 
-def display_name(source: str) -> str:
-    """A short name for tables: a local file's name, a URL as it is (already redacted)."""
-    if "://" in source:
-        return source
-    return source.rstrip("/").rsplit("/", 1)[-1] or source
-
-
 def format_progress(snap: StreamSnapshot) -> str:
     """One progress line for a stream."""
     parts = [f"{snap.stream_id}: {snap.state}", f"{snap.frames_decoded} frames"]
@@ -137,7 +130,7 @@ def summary_table(summaries: Sequence[StreamSummary], *, backend: str, untrained
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
         table.add_row(
-            display_name(s.source),
+            s.name,
             Text("ERROR", style="bold red") if s.error else verdict_text(s.verdict),
             "-" if s.score is None else f"{s.score:.3f}",
             str(len(s.tracks)),

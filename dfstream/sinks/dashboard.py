@@ -24,7 +24,7 @@ from rich.text import Text
 
 from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.pipeline.state import StreamSnapshot
-from dfstream.sinks.console import ProgressLog, display_name, verdict_text
+from dfstream.sinks.console import ProgressLog, verdict_text
 from dfstream.sources import redact
 from dfstream.types import Verdict
 
@@ -33,9 +33,10 @@ REFRESH_PER_SECOND = 4
 RATE_WINDOW_S = 5.0
 
 
-def _name(source: str) -> str:
-    """A source as shown: credentials redacted, a local file by its name."""
-    return display_name(redact(source))
+def _name(snap: StreamSnapshot) -> str:
+    """A stream as shown: its short name (a local file by its name), credentials redacted
+    again in case a caller's snapshot carries them."""
+    return redact(snap.name)
 
 
 def sparkline(values: Sequence[float], width: int = 24) -> Text:
@@ -136,7 +137,7 @@ class Dashboard:
                 snap.state, "cyan"
             )
             table.add_row(
-                _name(snap.source),
+                _name(snap),
                 Text(snap.state, style=state_style),
                 "-" if in_fps is None else f"{in_fps:.1f}",
                 "-" if an_fps is None else f"{an_fps:.1f}",
@@ -154,7 +155,7 @@ class Dashboard:
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
         for snap in snaps:
-            name = Text(_name(snap.source), style="dim")
+            name = Text(_name(snap), style="dim")
             if snap.live or not snap.media_duration_s:
                 grid.add_row(name, Text(f"live, {snap.last_media_time:.1f} s of video"), "")
                 continue
@@ -169,7 +170,7 @@ class Dashboard:
         return grid
 
     def _faces_table(self, snap: StreamSnapshot) -> Table:
-        title = f"faces in {_name(snap.stream_id)}"
+        title = f"faces in {_name(snap)}"
         table = Table(title=title, title_justify="left", box=None)
         table.add_column("face", min_width=10)
         table.add_column("score", justify="right")

@@ -1,4 +1,5 @@
-"""Live sources: RTSP, HTTP/HLS and webcams, decoded with PyAV, with reconnect and stall detection.
+"""Live sources: RTSP, HTTP/HLS, UDP (MPEG-TS) and webcams, decoded with PyAV, with reconnect
+and stall detection.
 
 ``LiveSource.open`` connects once (a failure at start-up is a one-line ``SourceError``: a wrong
 URL should be fixed, not retried for ever). After that, ``frames()`` survives outages: when the
@@ -6,11 +7,14 @@ connection drops, the stream ends (for a camera) or no frame arrives for ``stall
 seconds, it reports ``disconnected`` or ``stalled``, then ``reconnecting`` before each attempt
 (exponential backoff with jitter) and ``connected`` when it is back; ``--reconnect N`` limits
 the attempts per outage. Status changes go to the ``on_status`` callback; nothing here prints.
+Each connection is one ``_session``: the place to add per-connection rules (what counts as a
+usable frame after a connect).
 
 Media time (``Frame.pts_seconds``) is continuous across reconnects: each new session continues
 where the previous one stopped, so that analysis-rate sampling and the temporal windows never
-see time run backwards. Every message passes through ``redact``: a password in a URL never
-reaches a log line, an event or an error.
+see time run backwards. Every message passes through ``safe_message``: a password in a URL
+never reaches a log line, an event or an error. The FFmpeg inputs and options are in
+``dfstream.sources.ffmpeg``.
 """
 
 from __future__ import annotations
@@ -19,84 +23,20 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import av
 import av.error
 
 from dfstream.errors import SourceError
-from dfstream.livespec import LiveInput, LiveSettings, live_input
-from dfstream.sources import Source, redact
+from dfstream.sources.base import LiveSettings, Source, StatusCallback
+from dfstream.sources.ffmpeg import FFmpegInput, connect, ffmpeg_input
+from dfstream.sources.registry import register_source
+from dfstream.sources.spec import SourceKind, SourceSpec, safe_message
 from dfstream.types import Frame
 
-StatusCallback = Callable[[str, str], None]
-"""Called with (state, reason) on connection changes: disconnected, stalled, reconnecting,
-connected."""
-
 _FALLBACK_FPS = 25.0
-
-
-def safe_message(text: object) -> str:
-    """``text`` on one line with any URL credentials redacted."""
-    return redact(" ".join(str(text).split()))
-
-
-_ANSWERED = (
-    av.error.ConnectionRefusedError,
-    av.error.HTTPError,
-    av.error.HTTPClientError,
-    av.error.FileNotFoundError,
-)
-"""Errors that prove the other side answered: never reported as a timeout."""
-
-
-def describe_open_error(error: BaseException, settings: LiveSettings) -> str:
-    """Why a live source could not be opened, and what to check, without the URL."""
-    if isinstance(error, av.error.ConnectionRefusedError):
-        return (
-            "connection refused: nothing listens on that port; check the host and port, "
-            "and that the camera or server is running"
-        )
-    if isinstance(error, av.error.HTTPNotFoundError):
-        return "the server has no stream at that path (404 Not Found); check the path"
-    if isinstance(error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
-        return "access denied; check the user name and password in the URL"
-    if isinstance(error, av.error.ExitError | av.error.TimeoutError | TimeoutError):
-        return (
-            f"no answer within {settings.open_timeout:g} s (--open-timeout); "
-            "check that the host is reachable and the address is right"
-        )
-    if isinstance(error, av.error.FileNotFoundError):
-        return "no such device or address; check that the camera is connected"
-    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return f"cannot open it: {safe_message(reason)}"
-
-
-def connect(inp: LiveInput, settings: LiveSettings) -> Any:
-    """Open ``inp`` with the open and read timeouts; a container with a video stream, or a
-    ``SourceError`` naming the source (redacted) and the reason."""
-    read_timeout = min(settings.read_timeout, settings.stall_timeout)
-    started = time.monotonic()
-    try:
-        container = av.open(
-            inp.url,
-            mode="r",
-            format=inp.format,
-            options=inp.options,
-            timeout=(settings.open_timeout, read_timeout),
-        )
-    except (av.error.FFmpegError, OSError) as error:
-        # A silent peer surfaces as whatever FFmpeg's socket timeout turns into (often
-        # "Invalid data"); what the user needs to hear is that nothing answered in time.
-        timed_out = time.monotonic() - started >= 0.9 * min(settings.open_timeout, read_timeout)
-        if timed_out and not isinstance(error, _ANSWERED):
-            error = TimeoutError()
-        raise SourceError(f"{inp.display}: {describe_open_error(error, settings)}") from None
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"{inp.display}: the stream has no video track")
-    return container
 
 
 class Backoff:
@@ -128,7 +68,7 @@ class LiveSource(Source):
     def __init__(
         self,
         container: Any,
-        inp: LiveInput,
+        inp: FFmpegInput,
         *,
         stream_id: str,
         settings: LiveSettings,
@@ -162,7 +102,7 @@ class LiveSource(Source):
     @classmethod
     def open(
         cls,
-        spec: str,
+        spec: SourceSpec,
         *,
         stream_id: str,
         settings: LiveSettings,
@@ -170,13 +110,7 @@ class LiveSource(Source):
         stop: threading.Event | None = None,
     ) -> LiveSource:
         """Connect to ``spec`` once, or raise a one-line ``SourceError`` within the open timeout."""
-        inp = live_input(
-            spec,
-            open_timeout=settings.open_timeout,
-            read_timeout=settings.read_timeout,
-            display=redact(spec),
-            transport=settings.transport,
-        )
+        inp = ffmpeg_input(spec, settings)
         container = connect(inp, settings)
         try:
             return cls(
@@ -295,8 +229,17 @@ class LiveSource(Source):
         except (av.error.FFmpegError, OSError) as error:
             if self._stopping():
                 return "stopped", "", index
-            if time.monotonic() - last_frame >= stall * 0.9:
+            # ExitError: PyAV's read timeout, min(--read-timeout, --stall-timeout), fired. Check
+            # it by type too: a demuxer may flush its last frames just before raising it (MPEG-TS
+            # completes a frame only when the next one starts), so the clock alone can miss it.
+            read_timeout = self.settings.read_timeout
+            timed_out = isinstance(error, av.error.ExitError)
+            if (
+                timed_out and read_timeout >= stall
+            ) or time.monotonic() - last_frame >= stall * 0.9:
                 return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
+            if timed_out:
+                return "disconnected", f"no data for {read_timeout:g} s (--read-timeout)", index
             reason = getattr(error, "strerror", None) or type(error).__name__
             return "disconnected", safe_message(reason), index
         finally:
@@ -321,3 +264,22 @@ class LiveSource(Source):
             if self._iterating:
                 return
         self._drop_container()
+
+
+def open_live(
+    spec: SourceSpec,
+    *,
+    stream_id: str,
+    live: LiveSettings,
+    on_status: StatusCallback | None,
+    stop: threading.Event | None,
+) -> LiveSource:
+    """The opener of RTSP, HTTP, HLS, UDP and webcam specs."""
+    return LiveSource.open(spec, stream_id=stream_id, settings=live, on_status=on_status, stop=stop)
+
+
+register_source(SourceKind.RTSP, open_live)
+register_source(SourceKind.HTTP, open_live)
+register_source(SourceKind.HLS, open_live)
+register_source(SourceKind.UDP, open_live)
+register_source(SourceKind.WEBCAM, open_live)

@@ -2,8 +2,9 @@
 
 Everything here measures the real pipeline from outside: a score-collecting sink, a resource
 clock (wall, CPU, peak RSS), bare references (PyAV decoding alone, the backend alone), a source
-wrapper that plays files in real time, machine and library versions, and a tiny model for
-decode-bound measurements. Nothing here is used by ``dfstream SOURCE...`` itself.
+wrapper that plays files in real time, machine and library versions, and the untrained models
+the benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements).
+Nothing here is used by ``dfstream SOURCE...`` itself.
 """
 
 from __future__ import annotations
@@ -21,49 +22,36 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch import nn
 
 from dfstream.backends.base import InferenceBackend
+from dfstream.model.backbones import backbone_names
 from dfstream.model.checkpoint import LoadedModel, untrained_model
-from dfstream.model.network import DeepfakeNet
-from dfstream.model.spec import ModelSpec, native_spec
+from dfstream.model.spec import native_spec
 from dfstream.sinks.base import Sink
-from dfstream.sources import Source, open_source
+from dfstream.sources import Source, SourceSpec, open_source
 from dfstream.types import Event, Frame, ScoreEvent
 
-BENCH_MODELS = ("resnext50", "tiny")
-"""``--model`` choices of the benchmarks: the product's model, or a trivially small one."""
+BENCH_MODELS = backbone_names()
+"""``--model`` choices of the benchmarks: every registered backbone, untrained. ``resnext50`` is
+the product's model; ``tiny`` (one strided convolution) costs next to nothing, so a run with it
+measures the pipeline's own overhead."""
+
+_TINY_HEAD = {"hidden_size": 8, "dropout": 0.0}
+"""The tiny model's head is as small as its trunk: LSTM(8, 8)."""
 
 
-class TinyNet(DeepfakeNet):
-    """A trivially small CNN + LSTM with DeepfakeNet's interface, for benchmarks only.
-
-    One strided 3x3 convolution (3 -> 8 channels), global pooling, an LSTM(8, 8) head: its cost
-    is negligible next to decoding, so a run with it measures the pipeline's own overhead. It is
-    never used by ``dfstream SOURCE...`` and cannot be saved as a dfstream checkpoint.
-    """
-
-    def __init__(self, spec: ModelSpec) -> None:
-        nn.Module.__init__(self)
-        self.spec = spec
-        self.model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.ReLU())
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.lstm = nn.LSTM(8, 8, 1, batch_first=True)
-        self.dp = nn.Dropout(0.0)
-        self.linear1 = nn.Linear(8, len(spec.labels))
-
-
-def bench_model(name: str, *, window: int, seed: int = 0) -> LoadedModel:
-    """The untrained model a benchmark runs: ``resnext50`` (the product's) or ``tiny``."""
-    spec = native_spec(window=window)
-    if name == "resnext50":
-        return untrained_model(spec, seed=seed)
-    if name == "tiny":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = TinyNet(spec).eval()
-        return LoadedModel(model, spec, "untrained", "tiny benchmark model", {"seed": seed})
-    raise ValueError(f"model: expected one of {', '.join(BENCH_MODELS)} but got {name!r}")
+def bench_model(
+    name: str, *, window: int, seed: int = 0, input_size: int | None = None
+) -> LoadedModel:
+    """The untrained model a benchmark runs: backbone ``name`` with dfstream's head, at the
+    backbone's default crop size, or ``input_size``. Built by the same constructor as
+    ``dfstream SOURCE...`` uses."""
+    if name not in BENCH_MODELS:
+        raise ValueError(f"model: expected one of {', '.join(BENCH_MODELS)} but got {name!r}")
+    changes: dict[str, Any] = dict(_TINY_HEAD) if name == "tiny" else {}
+    if input_size is not None:
+        changes["input_size"] = input_size
+    return untrained_model(native_spec(backbone=name, window=window, **changes), seed=seed)
 
 
 @dataclass
@@ -202,7 +190,7 @@ class PacedSource(Source):
 def paced_opener(speed: float = 1.0) -> Callable[..., Source]:
     """An ``opener`` for ``Analysis``/``Pipeline`` that plays every source in real time."""
 
-    def opener(spec: str, *, stream_id: str | None = None, **live: Any) -> Source:
+    def opener(spec: SourceSpec, *, stream_id: str | None = None, **live: Any) -> Source:
         return PacedSource(open_source(spec, stream_id=stream_id, **live), speed=speed)
 
     return opener
