@@ -10,8 +10,10 @@ authentication, RTCP) is gst-rtsp-server's own code. This script only plays the 
 camera: one pipeline reads the H.264 of ``--clip`` in real time, looping, without re-encoding,
 and pushes every access unit to each connected client's media. A client therefore joins
 mid-stream, wherever the camera is, and sees its first keyframe only when the camera sends one
-(every GOP of the clip), as with a real camera. ``--stop-after S`` makes the camera fall silent
-after S seconds while the server keeps answering (a camera that accepts and never sends).
+(every GOP of the clip), as with a real camera. ``--start S`` starts the camera at the first
+keyframe after S seconds of the clip; ``--stop-after S`` makes it fall silent after S seconds
+while the server keeps answering (a camera that accepts and never sends). ``--mode file``
+instead serves each client the clip from its start, once (a recording).
 
 Prints ``ready`` on standard output once it listens; exits on SIGTERM or SIGINT.
 """
@@ -53,12 +55,13 @@ _PROTOCOLS = {
 class Camera:
     """Plays the clip in real time, looping, and hands each H.264 access unit to the clients."""
 
-    def __init__(self, clip: str, stop_after: float | None) -> None:
+    def __init__(self, clip: str, stop_after: float | None, start_at: float | None) -> None:
         self.pipeline = Gst.parse_launch(_CAMERA.format(clip=clip))
         self.sources: list[GstApp.AppSrc] = []
         self.lock = threading.Lock()
         self.started = time.monotonic()
         self.stop_after = stop_after
+        self.start_at = start_at
         self.caps: Gst.Caps | None = None  # with the SPS/PPS (codec_data): SDP at once
         self.ready = threading.Event()
         sink = self.pipeline.get_by_name("out")
@@ -69,6 +72,11 @@ class Camera:
         bus.connect("message::error", self._error)
 
     def start(self) -> None:
+        if self.start_at:  # begin at the first keyframe after start_at (snap after)
+            self.pipeline.set_state(Gst.State.PAUSED)
+            self.pipeline.get_state(Gst.CLOCK_TIME_NONE)
+            flags = Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT | Gst.SeekFlags.SNAP_AFTER
+            self.pipeline.seek_simple(Gst.Format.TIME, flags, int(self.start_at * Gst.SECOND))
         self.pipeline.set_state(Gst.State.PLAYING)
 
     def _loop(self, _bus: Gst.Bus, _message: Gst.Message) -> None:
@@ -128,6 +136,7 @@ def main() -> None:
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--stop-after", type=float, help="camera silent after S seconds")
+    parser.add_argument("--start", type=float, help="camera starts at the keyframe after S s")
     parser.add_argument(
         "--mode",
         choices=("camera", "file"),
@@ -146,7 +155,7 @@ def main() -> None:
     factory.set_protocols(_PROTOCOLS[args.protocols])
     camera: Camera | None = None
     if args.mode == "camera":
-        camera = Camera(args.clip, args.stop_after)
+        camera = Camera(args.clip, args.stop_after, args.start)
         factory.set_launch(_MEDIA)
         factory.connect("media-configure", camera.attach)
     else:
