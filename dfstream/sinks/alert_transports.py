@@ -4,8 +4,8 @@ A transport sends one payload (bytes of JSON) or raises ``DeliveryError`` with a
 reason; ``AlertSink`` retries with backoff. ``target`` is the destination with credentials
 redacted: the only form that reaches a message.
 
-- ``WebhookTransport``: ``POST`` with ``Content-Type: application/json``; any 2xx answer is a
-  delivery; a timeout, a refused connection or any other answer is a failure (retried).
+- ``WebhookTransport``: ``POST`` with ``Content-Type: application/json`` (``user:password@``
+  in the URL is sent as HTTP Basic authentication); any 2xx answer is a delivery; a timeout, a refused connection or any other answer is a failure (retried).
 - ``MqttTransport`` (paho-mqtt): ``mqtt://[user:password@]host[:port]/topic/path``, QoS 1
   (at least once: the broker acknowledges). paho keeps the connection and reconnects in the
   background; a publish while disconnected is a failure (retried), not queued in paho, so
@@ -14,13 +14,14 @@ redacted: the only form that reaches a message.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dfstream.errors import UsageError
 from dfstream.sources import redact, safe_message
@@ -49,8 +50,14 @@ class WebhookTransport:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--webhook {redact(url)}: expected an http:// or https:// URL")
-        self.url, self.timeout = url, timeout
+        self.timeout = timeout
         self.target = redact(url)
+        self._headers = {"Content-Type": "application/json", "User-Agent": "dfstream"}
+        if parts.username is not None:  # user:password@ becomes HTTP Basic authentication
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        self.url = urlunsplit(parts._replace(netloc=netloc))
 
     def send(self, payload: bytes) -> None:
         """One POST; a 2xx answer is a delivery."""
@@ -58,7 +65,7 @@ class WebhookTransport:
             self.url,
             data=payload,
             method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "dfstream"},
+            headers=self._headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
@@ -91,7 +98,7 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     shown = redact(url)
     if parts.scheme != "mqtt" or not parts.hostname:
         raise UsageError(f"--mqtt {shown}: expected mqtt://[user:password@]host[:port]/topic")
-    if not topic or any(c in topic for c in "+#"):
+    if not topic or "+" in topic or "#" in url.rsplit("@", 1)[-1]:
         raise UsageError(f"--mqtt {shown}: expected a topic without wildcards after the host")
     try:
         port = parts.port or 1883
