@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from tests.live_servers import REPO_ROOT, free_port, free_udp_port
 
@@ -70,6 +71,10 @@ class _Process:
             )
         self.processes.append(process)
         return process
+
+    def start(self) -> None:
+        """Start the server; returns once it serves."""
+        raise NotImplementedError
 
     def _signal(self, signum: int) -> None:
         for process in self.processes:
@@ -195,11 +200,14 @@ class Mosquitto(_Process):
             raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
 
 
+ServerT = TypeVar("ServerT", bound="_Process")
+
+
 @contextlib.contextmanager
-def running(server: _Process) -> Iterator[_Process]:
+def running(server: ServerT) -> Iterator[ServerT]:
     """``server`` started, and killed on every way out."""
     try:
-        server.start()  # type: ignore[attr-defined]
+        server.start()
         yield server
     finally:
         server.kill()

@@ -155,9 +155,9 @@ def test_webhook_gets_one_alert_per_fake_episode_and_recoveries() -> None:
 @needs_mosquitto
 def test_mqtt_subscriber_gets_one_alert_per_fake_episode(tmp_path: Path) -> None:
     with running(Mosquitto(tmp_path)) as broker:
-        subscriber = Subscriber(broker.port, "dfstream/alerts")  # type: ignore[attr-defined]
+        subscriber = Subscriber(broker.port, "dfstream/alerts")
         try:
-            url = f"mqtt://127.0.0.1:{broker.port}/dfstream/alerts"  # type: ignore[attr-defined]
+            url = f"mqtt://127.0.0.1:{broker.port}/dfstream/alerts"
             sink = AlertSink(MqttTransport(url), name="mqtt", model="test-model", threshold=0.5)
             sink.start()
             _drive_episodes(sink, "cam-1")
@@ -219,7 +219,7 @@ def test_cli_alerts_once_per_episode_to_webhook_and_mqtt(tmp_path: Path) -> None
     FAKE, so the webhook receiver and the MQTT subscriber each get exactly one alert."""
     clip = write_clip(tmp_path / "face.mp4", frames=40, size=(160, 120), pattern="face")
     with running(Mosquitto(tmp_path)) as broker, receiver() as hook:
-        port = broker.port  # type: ignore[attr-defined]
+        port = broker.port
         subscriber = Subscriber(port, "cams/alerts")
         try:
             done = subprocess.run(

@@ -151,7 +151,7 @@ def test_519_joined_at_open_gop_keyframe_only_clean_frames_reach_analysis(
                        persistent=True)  # fmt: skip
         run.start()
         try:
-            run.add_source(gst.url())  # type: ignore[attr-defined]
+            run.add_source(gst.url())
             assert wait_for(lambda: len(keeper.seen) >= 60, 40)
         finally:
             run.stop()
@@ -184,8 +184,10 @@ def test_only_corrupt_frames_is_reported_as_corrupt_not_no_faces(
     statuses: list[tuple[str, str]] = []
     settings = LiveSettings(open_timeout=5, read_timeout=3, stall_timeout=2, reconnect=0)
     with running(GstRtsp(real_video, tmp_path, start_at=8)) as gst:
-        source = LiveSource.open(parse_source(gst.url()), stream_id="s",  # type: ignore[attr-defined]
-                                 settings=settings, on_status=lambda *s: statuses.append(s))  # fmt: skip
+        source = LiveSource.open(
+            parse_source(gst.url()), stream_id="s", settings=settings,
+            on_status=lambda *s: statuses.append(s),
+        )  # fmt: skip
         with pytest.raises(Exception, match="only corrupt frames") as info:
             for _frame in source.frames():
                 pytest.fail("a frame of the open GOP passed the gate")
@@ -196,7 +198,7 @@ def test_only_corrupt_frames_is_reported_as_corrupt_not_no_faces(
 def test_accepts_but_never_sends_is_a_stall(camera_clips: dict[str, Path], tmp_path: Path) -> None:
     statuses: list[tuple[str, str]] = []
     with running(GstRtsp(camera_clips["gop1s"], tmp_path, stop_after=3.0)) as gst:
-        source = LiveSource.open(parse_source(gst.url()), stream_id="s", settings=FAST,  # type: ignore[attr-defined]
+        source = LiveSource.open(parse_source(gst.url()), stream_id="s", settings=FAST,
                                  on_status=lambda *s: statuses.append(s))  # fmt: skip
         frames, stop, thread = _reader(source)
         try:
@@ -261,7 +263,7 @@ def test_wrong_password_is_one_line_access_denied_exit_3(real_video: Path, tmp_p
     with running(
         GstRtsp(real_video, tmp_path, mode="file", user="viewer", password=PASSWORD)
     ) as gst:
-        url = gst.url(password="wr0ng-" + PASSWORD)  # type: ignore[attr-defined]
+        url = gst.url(password="wr0ng-" + PASSWORD)
         cli = _cli(tmp_path, url, "--open-timeout", "5")
         cli.wait(timeout=180)
     stderr = (tmp_path / "stderr.txt").read_text()

@@ -5,7 +5,8 @@ reason; ``AlertSink`` retries with backoff. ``target`` is the destination with c
 redacted: the only form that reaches a message.
 
 - ``WebhookTransport``: ``POST`` with ``Content-Type: application/json`` (``user:password@``
-  in the URL is sent as HTTP Basic authentication); any 2xx answer is a delivery; a timeout, a refused connection or any other answer is a failure (retried).
+  in the URL is sent as HTTP Basic authentication); any 2xx answer is a delivery; a
+  timeout, a refused connection or any other answer is a failure (retried).
 - ``MqttTransport`` (paho-mqtt): ``mqtt://[user:password@]host[:port]/topic/path``, QoS 1
   (at least once: the broker acknowledges). paho keeps the connection and reconnects in the
   background; a publish while disconnected is a failure (retried), not queued in paho, so
