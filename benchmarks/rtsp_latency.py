@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -128,10 +129,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--video", type=Path, default=VIDEO)
     args = parser.parse_args()
-    work = RESULTS / ".rtsp_latency"
-    work.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
-    with running(GstRtsp(args.video, work, mode="file")) as server:
+    with (
+        tempfile.TemporaryDirectory() as work,
+        running(GstRtsp(args.video, Path(work), mode="file")) as server,
+    ):
         url = server.url()
         for round_ in range(args.rounds):
             for variant in ("before", "after"):
