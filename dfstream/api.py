@@ -38,6 +38,7 @@ from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.pipeline.state import StreamSnapshot
 from dfstream.sinks.base import Sink, SinkFailure, SinkGroup
 from dfstream.sinks.build import open_early_sinks, open_run_sinks
+from dfstream.sinks.metrics import MetricsSink
 from dfstream.sinks.stream import CallbackSink, EventStream
 from dfstream.sources import LiveSettings, Source, expand_sources, open_source
 from dfstream.types import Event, StreamSummary, Verdict
@@ -200,6 +201,7 @@ class Analysis:
                 settings=self.settings,
                 streams=list(zip(stream_ids(specs), specs, strict=True)),
                 stopping=self._stop.is_set,
+                notice=notice,
             )
         except BaseException:
             SinkGroup(opened).close()
@@ -219,6 +221,9 @@ class Analysis:
             persistent=persistent,
             stop=self._stop,
         )
+        for sink in opened:
+            if isinstance(sink, MetricsSink):
+                sink.attach(self.pipeline.snapshots, self.pipeline.batch_stats)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -159,14 +159,16 @@ class VerdictEvent:
 
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
-    """A source changed state (connected, disconnected, reconnecting, stalled, ended, failed),
-    or an output failed (state ``sink_failed``, ``sink`` names it, ``stream_id`` is empty)."""
+    """A source changed state (connected, disconnected, reconnecting, stalled, corrupt, ended,
+    failed), or an output failed (state ``sink_failed``, ``sink`` names it, ``stream_id`` is
+    empty). ``corrupt_frames`` is the stream's count of frames dropped as corrupt so far."""
 
     stream_id: str
     state: str
     reason: str
     wall_time: float
     sink: str | None = None
+    corrupt_frames: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``status`` event (``stream`` is null and ``sink`` set for an output)."""
@@ -179,6 +181,8 @@ class StatusEvent:
         }
         if self.sink is not None:
             data["sink"] = self.sink
+        if self.corrupt_frames is not None:
+            data["corrupt_frames"] = self.corrupt_frames
         return data
 
 
@@ -219,6 +223,8 @@ class StreamSummary:
     reconnects: int = 0
     latency_ms: tuple[float, float] | None = None
     """(p50, p95) of decode-to-score latency over the last scored windows, in ms."""
+    corrupt_frames: int = 0
+    """Frames a live source decoded but dropped: flagged corrupt, or before a clean keyframe."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
@@ -254,6 +260,7 @@ class StreamSummary:
             "live": self.live,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
+            "corrupt_frames": self.corrupt_frames,
             "latency_p50_ms": None if latency is None else round(latency[0], 1),
             "latency_p95_ms": None if latency is None else round(latency[1], 1),
         }

@@ -82,7 +82,8 @@ def test_rtsp_low_latency_options() -> None:
     assert inp.format == "rtsp" and inp.kind is SourceKind.RTSP and not inp.ends_normally
     assert inp.options["rtsp_transport"] == "tcp"
     assert inp.options["timeout"] == "7000000"  # microseconds
-    assert inp.options["fflags"] == "nobuffer" and inp.options["flags"] == "low_delay"
+    # Issue 13: fflags=nobuffer drops the keyframe a session starts with (corrupt frames).
+    assert "fflags" not in inp.options and inp.options["flags"] == "low_delay"
     assert int(inp.options["probesize"]) <= 1_000_000
     assert inp.display == "rtsp://***@h/s"
 

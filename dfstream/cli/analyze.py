@@ -187,6 +187,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtsp-transport", choices=("tcp", "udp"), default="tcp",
         help="RTP transport for rtsp:// (default tcp: no packet loss through NAT/firewalls)",
     )  # fmt: skip
+    ops = p.add_argument_group(
+        "operations: metrics and alerts",
+        "Prometheus metrics per stream (frames, corrupt frames, reconnects, state, verdict,\n"
+        "score, latency, batch sizes) and one alert per FAKE episode, with a JPEG of the face\n"
+        "(see the README, 'Metrics and alerts').",
+    )
+    ops.add_argument(
+        "--metrics-port", type=int, metavar="N",
+        help="serve Prometheus metrics on http://HOST:N/metrics (0 = any free port)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="address the metrics server binds (default 127.0.0.1: the metrics name sources)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--webhook", metavar="URL",
+        help="POST a JSON alert to URL when a stream's verdict turns FAKE",
+    )  # fmt: skip
+    ops.add_argument(
+        "--mqtt", metavar="URL",
+        help="publish the same alert to mqtt://[user:pass@]host[:port]/topic (QoS 1)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--alert-recover", action="store_true",
+        help="also alert when a FAKE stream's verdict changes back",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"dfstream {__version__}")
     return p
@@ -194,7 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def outputs_from_args(args: argparse.Namespace) -> OutputConfig:
     """The run's outputs from parsed arguments."""
-    return OutputConfig(jsonl=args.jsonl, overlay=args.overlay, report=args.report)
+    try:
+        return OutputConfig(
+            jsonl=args.jsonl,
+            overlay=args.overlay,
+            report=args.report,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+            webhook=args.webhook,
+            mqtt=args.mqtt,
+            alert_recover=args.alert_recover,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:

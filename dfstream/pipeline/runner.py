@@ -459,6 +459,7 @@ class Pipeline:
             dropped=state.dropped,
             reconnects=state.reconnects,
             latency_ms=state.latency_percentiles(),
+            corrupt_frames=state.corrupt_frames,
         )
         with self._lock:
             stream.summary = summary

@@ -74,12 +74,16 @@ def run_reader(
     ``opener`` is ``open_source`` unless a harness wraps sources (e.g. real-time pacing).
     """
     error: str | None = None
+    last_reason = ""
 
     def on_status(new_state: str, reason: str) -> None:
+        nonlocal last_reason
         state.set_state(new_state)
         if new_state == "connected":
             state.reconnects += 1
-        crops.put_control(Status(StatusEvent(state.stream_id, new_state, reason, time.time())))
+        elif new_state == "corrupt":
+            last_reason = reason
+        crops.put_control(Status(_status(state, new_state, reason)))
 
     try:
         with opener(
@@ -91,8 +95,9 @@ def run_reader(
                 frames.policy = Backpressure.WAIT
             state.media_duration_s = source.media_duration_s
             state.input_fps = source.fps
+            state.corrupt_counter = lambda: int(getattr(source, "corrupt_frames", 0))
             state.set_state("connected")
-            crops.put_control(Status(StatusEvent(state.stream_id, "connected", "", time.time())))
+            crops.put_control(Status(_status(state, "connected", "")))
             # Time inside the decoder, excluding waits on the queue: one clock read per frame.
             clock = time.perf_counter()
             for frame in source.frames():
@@ -111,7 +116,18 @@ def run_reader(
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
         error = redact(f"{spec.display}: unexpected {type(exc).__name__}: {exc}")
     finally:
+        if error is None and state.frames_decoded == 0 and state.corrupt_frames:
+            # Not NO_FACES: nothing could be analysed at all.
+            why = f": {last_reason}" if last_reason else ""
+            error = f"{spec.display}: only corrupt frames ({state.corrupt_frames} dropped){why}"
         frames.put_control(SourceEnd(error))
+
+
+def _status(state: StreamState, new_state: str, reason: str) -> StatusEvent:
+    """A stream's status event, with its count of corrupt frames dropped so far."""
+    return StatusEvent(
+        state.stream_id, new_state, reason, time.time(), corrupt_frames=state.corrupt_frames
+    )
 
 
 def run_analyzer(

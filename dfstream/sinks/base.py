@@ -132,9 +132,14 @@ class ThreadedSink(Sink):
 
     def handle(self, event: Event) -> None:
         """Queue ``event`` for the worker; raise the worker's error if it has failed."""
+        self.submit(event)
+
+    def submit(self, item: object) -> None:
+        """Queue any work item for ``process`` (a sink may queue what it derives from events,
+        e.g. an alert); raise the worker's error if it has failed."""
         if self.error is not None:
             raise SinkFailed(self.name, describe_failure(self.error))
-        self._queue.put(event)
+        self._queue.put(item)
 
     def _run(self) -> None:
         try:

@@ -42,6 +42,8 @@ def format_progress(snap: StreamSnapshot) -> str:
         parts.append(", ".join(f"face {f.track_id} {f.smoothed:.2f}" for f in faces))
     if snap.dropped:
         parts.append(f"{snap.dropped} dropped")
+    if snap.corrupt_frames:
+        parts.append(f"{snap.corrupt_frames} corrupt")
     if snap.latency_ms:
         parts.append(f"latency p50 {snap.latency_ms[0]:.0f} / p95 {snap.latency_ms[1]:.0f} ms")
     parts.append(snap.verdict.value)

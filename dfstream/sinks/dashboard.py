@@ -58,6 +58,9 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
+_STATE_STYLES = {"failed": "bold red", "ended": "dim", "stalled": "yellow", "corrupt": "yellow"}
+
+
 class _Rates:
     """Frames per second over the last few seconds, from successive snapshot counters."""
 
@@ -133,9 +136,7 @@ class Dashboard:
         for snap in snaps:
             in_fps, an_fps = self._rates.update(snap, now)
             latency = "-" if snap.latency_ms is None else "{:.0f}/{:.0f}".format(*snap.latency_ms)
-            state_style = {"failed": "bold red", "ended": "dim", "stalled": "yellow"}.get(
-                snap.state, "cyan"
-            )
+            state_style = _STATE_STYLES.get(snap.state, "cyan")
             table.add_row(
                 _name(snap),
                 Text(snap.state, style=state_style),
@@ -157,7 +158,10 @@ class Dashboard:
         for snap in snaps:
             name = Text(_name(snap), style="dim")
             if snap.live or not snap.media_duration_s:
-                grid.add_row(name, Text(f"live, {snap.last_media_time:.1f} s of video"), "")
+                seen = f"live, {snap.last_media_time:.1f} s of video"
+                if snap.corrupt_frames:  # dropped before analysis: why a live view may lag
+                    seen += f", {snap.corrupt_frames} corrupt frames dropped"
+                grid.add_row(name, Text(seen), "")
                 continue
             done = 1.0 if snap.state == "ended" else snap.last_media_time / snap.media_duration_s
             done = min(1.0, max(0.0, done))

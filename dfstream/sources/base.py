@@ -19,8 +19,8 @@ from dfstream.types import Frame
 _SourceT = TypeVar("_SourceT", bound="Source")
 
 StatusCallback = Callable[[str, str], None]
-"""Called with (state, reason) on connection changes: disconnected, stalled, reconnecting,
-connected. The reason is one line with credentials redacted."""
+"""Called with (state, reason) on connection changes: disconnected, stalled, corrupt,
+reconnecting, connected. The reason is one line with credentials redacted."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +33,9 @@ class LiveSettings:
     ``read_timeout`` and ``stall_timeout``, so that a read blocked on a silent socket cannot
     hide a stall. Backoff before attempt k is ``min(backoff_max, backoff_base * 2**k)`` times a
     random factor in [0.5, 1] (jitter: many cameras behind one router do not retry in step).
-    ``transport`` is the RTP transport of RTSP sources.
+    ``transport`` is the RTP transport of RTSP sources. ``keyframe_timeout`` is how long a new
+    connection may deliver data without any keyframe (a client joins a camera's GOP wherever it
+    is: 10 s GOPs are common) before it is reported ``corrupt``.
     """
 
     open_timeout: float = 10.0
@@ -43,9 +45,12 @@ class LiveSettings:
     backoff_base: float = 0.5
     backoff_max: float = 10.0
     transport: str = "tcp"
+    keyframe_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("open_timeout", "read_timeout", "stall_timeout", "backoff_base"):
+        for name in (
+            "open_timeout", "read_timeout", "stall_timeout", "backoff_base", "keyframe_timeout",
+        ):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0 but got {getattr(self, name)}")
         if self.reconnect is not None and self.reconnect < 0:

@@ -4,10 +4,15 @@ opening it with timeouts, and FFmpeg's errors in words a user can act on.
 Every FFmpeg input option dfstream sets is in ``_INPUTS`` below, one builder per live kind:
 
 - all network inputs get ``flags=low_delay`` and a small probe (``probesize`` 500 kB,
-  ``analyzeduration`` 1 s) so that decoding starts quickly;
-- RTSP also gets ``fflags=nobuffer`` (frames are decoded as they arrive; the few packets read
-  while probing are dropped), ``rtsp_transport`` (TCP by default: no UDP packet loss through
-  NAT and firewalls) and a socket ``timeout`` in microseconds;
+  ``analyzeduration`` 1 s) so that decoding starts quickly (against gst-rtsp-server serving
+  519.mp4: first frame 0.9 s after opening instead of 1.0 s with FFmpeg's defaults);
+- RTSP also gets ``rtsp_transport`` (TCP by default: no UDP packet loss through NAT and
+  firewalls) and a socket ``timeout`` in microseconds. Never ``fflags=nobuffer``: it throws
+  away the packets read while probing, i.e. the keyframe a server starts a session with, so
+  decoding begins at a later picture whose references are missing (against gst-rtsp-server
+  serving 519.mp4: 67 of the first 200 frames corrupt with it, 0 without; see
+  ``benchmarks/rtsp_latency.py``). Frames that still arrive corrupt are dropped by
+  ``dfstream.sources.integrity.FrameGate``;
 - HTTP and HLS get ``rw_timeout`` (microseconds) and FFmpeg's own reconnect off (dfstream
   reconnects, with backoff);
 - UDP is read as MPEG-TS (``format=mpegts``) from the local address in the URL, with a
@@ -61,7 +66,6 @@ def _socket_us(settings: LiveSettings) -> str:
 
 def _rtsp(spec: SourceSpec, settings: LiveSettings, platform: str) -> FFmpegInput:
     options = _NETWORK_OPTIONS | {
-        "fflags": "nobuffer",
         "rtsp_transport": settings.transport,
         "timeout": _socket_us(settings),
     }
@@ -69,8 +73,7 @@ def _rtsp(spec: SourceSpec, settings: LiveSettings, platform: str) -> FFmpegInpu
 
 
 def _http(spec: SourceSpec, settings: LiveSettings, platform: str) -> FFmpegInput:
-    # No fflags=nobuffer here: it discards the packets read while probing, i.e. the first
-    # frames of a file or playlist, and HTTP latency is set by the server, not by probing.
+    # No fflags=nobuffer here either: it discards the packets read while probing.
     options = _NETWORK_OPTIONS | {"rw_timeout": _socket_us(settings), "reconnect": "0"}
     fmt = "hls" if spec.kind is SourceKind.HLS else None
     return FFmpegInput(spec.url, spec.display, spec.kind, fmt, options, ends_normally=True)

@@ -7,8 +7,11 @@ connection drops, the stream ends (for a camera) or no frame arrives for ``stall
 seconds, it reports ``disconnected`` or ``stalled``, then ``reconnecting`` before each attempt
 (exponential backoff with jitter) and ``connected`` when it is back; ``--reconnect N`` limits
 the attempts per outage. Status changes go to the ``on_status`` callback; nothing here prints.
-Each connection is one ``_session``: the place to add per-connection rules (what counts as a
-usable frame after a connect).
+Each connection is one ``_session``; its frames pass a ``FrameGate``
+(``dfstream.sources.integrity``): nothing before the first clean keyframe, nothing flagged
+corrupt nor predicted from a corrupt frame. A connection that delivers data but only corrupt
+frames for ``stall_timeout`` seconds (or no keyframe within ``keyframe_timeout``) is reported
+``corrupt`` and reconnected like a stall; a new session often starts with a keyframe.
 
 Media time (``Frame.pts_seconds``) is continuous across reconnects: each new session continues
 where the previous one stopped, so that analysis-rate sampling and the temporal windows never
@@ -32,6 +35,7 @@ import av.error
 from dfstream.errors import SourceError
 from dfstream.sources.base import LiveSettings, Source, StatusCallback
 from dfstream.sources.ffmpeg import FFmpegInput, connect, ffmpeg_input
+from dfstream.sources.integrity import FrameGate, frame_is_keyframe
 from dfstream.sources.registry import register_source
 from dfstream.sources.spec import SourceKind, SourceSpec, safe_message
 from dfstream.types import Frame
@@ -63,7 +67,10 @@ class LiveSource(Source):
 
     ``live`` is False for a file over HTTP (or a VOD playlist) with a known duration: it is
     not real time, so the pipeline analyses it losslessly (WAIT) instead of dropping frames.
+    ``corrupt_frames`` counts the frames refused by the ``FrameGate`` (``gate_factory``).
     """
+
+    gate_factory: type[FrameGate] = FrameGate
 
     def __init__(
         self,
@@ -94,6 +101,7 @@ class LiveSource(Source):
         self.live = not (inp.ends_normally and self.media_duration_s is not None)
         self.reconnects = 0
         self.corrupt_packets = 0
+        self._gate: FrameGate = self.gate_factory()
         self._offset = 0.0  # media time at which the current session starts
         self._last_pts = -1.0
         self._lock = threading.Lock()
@@ -120,6 +128,11 @@ class LiveSource(Source):
         except Exception:
             container.close()
             raise
+
+    @property
+    def corrupt_frames(self) -> int:
+        """Frames decoded but not yielded: flagged corrupt or waiting for a clean keyframe."""
+        return self._gate.dropped
 
     def _stopping(self) -> bool:
         return self._stop.is_set() or self._closed.is_set()
@@ -187,28 +200,42 @@ class LiveSource(Source):
 
     def _session(self, index: int) -> Generator[Frame, None, tuple[str, str, int]]:
         """Decode one connection; returns (outcome, reason, next frame index) where outcome is
-        ended, stopped, disconnected or stalled."""
+        ended, stopped, disconnected, stalled or corrupt. Only frames the ``FrameGate``
+        admits are yielded: from the first clean keyframe on, none flagged corrupt."""
         container = self._container
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "SLICE"  # frame threading would add frames of delay
         stall = self.settings.stall_timeout
-        last_frame = time.monotonic()
+        gate = self._gate
+        gate.reset()
+        started = last_data = last_clean = time.monotonic()
+        keyframe_at: float | None = None  # when this session saw its first keyframe
+        dropped_before = gate.dropped
         first_time: float | None = None
         session_start = time.time()
         try:
             for packet in container.demux(stream):
                 if self._stopping():
                     return "stopped", "", index
+                if getattr(packet, "is_corrupt", False):
+                    gate.lost()
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
-                    self.corrupt_packets += 1  # e.g. joined mid-GOP; the next keyframe recovers
+                    self.corrupt_packets += 1  # e.g. a lost slice; the next keyframe recovers
+                    gate.lost()
                     decoded = []
                 now = time.monotonic()
-                if not decoded and now - last_frame > stall:
+                if packet.size:
+                    last_data = now
+                elif now - last_data > stall:
                     return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
                 for frame in decoded:
-                    last_frame = now
+                    if keyframe_at is None and frame_is_keyframe(frame):
+                        keyframe_at = now
+                    if not gate.admit(frame):
+                        continue
+                    last_clean = now
                     seconds = frame.time
                     if seconds is None:
                         seconds = time.time() - session_start
@@ -226,6 +253,11 @@ class LiveSource(Source):
                     index += 1
                     if self._stopping():
                         return "stopped", "", index
+                reason = self._corrupt_reason(
+                    now, started, last_clean, keyframe_at, gate.dropped - dropped_before
+                )
+                if reason:
+                    return "corrupt", reason, index
         except (av.error.FFmpegError, OSError) as error:
             if self._stopping():
                 return "stopped", "", index
@@ -234,9 +266,7 @@ class LiveSource(Source):
             # completes a frame only when the next one starts), so the clock alone can miss it.
             read_timeout = self.settings.read_timeout
             timed_out = isinstance(error, av.error.ExitError)
-            if (
-                timed_out and read_timeout >= stall
-            ) or time.monotonic() - last_frame >= stall * 0.9:
+            if (timed_out and read_timeout >= stall) or time.monotonic() - last_data >= stall * 0.9:
                 return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
             if timed_out:
                 return "disconnected", f"no data for {read_timeout:g} s (--read-timeout)", index
@@ -247,6 +277,33 @@ class LiveSource(Source):
         if self._input.ends_normally:
             return "ended", "", index
         return "disconnected", "the server ended the stream", index
+
+    def _corrupt_reason(
+        self,
+        now: float,
+        started: float,
+        last_clean: float,
+        keyframe_at: float | None,
+        dropped: int,
+    ) -> str:
+        """Why this connection counts as delivering only corrupt frames, or "" while it does
+        not: no clean frame for ``stall_timeout`` since the later of the last clean frame and
+        the session's first keyframe, or no keyframe at all within ``keyframe_timeout``."""
+        settings = self.settings
+        if keyframe_at is None:
+            if now - started <= settings.keyframe_timeout:
+                return ""  # joining a long GOP: data flows, the keyframe is still to come
+            return (
+                f"no clean keyframe within {settings.keyframe_timeout:g} s of connecting "
+                f"({dropped} frame(s) dropped as corrupt)"
+            )
+        if now - max(last_clean, keyframe_at) <= settings.stall_timeout:
+            return ""
+        return (
+            f"only corrupt frames for {settings.stall_timeout:g} s (--stall-timeout): {dropped} "
+            "dropped; packet loss or a stream joined where it cannot be decoded "
+            "(with UDP transport try --rtsp-transport tcp)"
+        )
 
     def _drop_container(self) -> None:
         with self._lock:
