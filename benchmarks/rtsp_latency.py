@@ -30,11 +30,11 @@ from typing import Any
 
 from dfstream import AnalysisConfig
 from dfstream.api import Analysis
-from dfstream.benchkit import bench_model, machine_info, percentiles
 from dfstream.sinks.base import Sink
 from dfstream.sources import LiveSettings, LiveSource, SourceSpec
 from dfstream.sources.ffmpeg import connect, ffmpeg_input
 from dfstream.sources.integrity import PassThroughGate
+from dfstream.tools.benchkit import bench_model, machine_info, percentiles
 from dfstream.types import Event, Frame, ScoreEvent, TrackBoxes
 from tests.real_servers import GstRtsp, running
 

@@ -29,10 +29,10 @@ import pytest
 
 from dfstream import AnalysisConfig
 from dfstream.api import Analysis
-from dfstream.benchkit import bench_model
 from dfstream.faces.detect import SHIPPED_YUNET, YuNetDetector
 from dfstream.sinks.base import Sink
 from dfstream.sources import LiveSettings, LiveSource, parse_source
+from dfstream.tools.benchkit import bench_model
 from dfstream.types import Frame, TrackBoxes
 from tests.live_servers import REPO_ROOT, free_port, wait_for
 from tests.media import write_clip
