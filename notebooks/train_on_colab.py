@@ -75,7 +75,7 @@ resume = True  # continue work_dir/runs/run_name when it holds a state.pt
 # --- 5, 6. evaluation and deployment ---
 eval_split = "test"
 demo_video = ""  # a video to annotate; "": the first test video of the manifest
-demo_seconds = 20  # analyse at most this many seconds of it
+demo_seconds = 10  # analyse at most this many seconds of it
 bench_seconds = 3.0  # per backend, for the speed comparison in section 6
 download = True  # Colab: offer the checkpoint and outputs as browser downloads
 # --- which steps run (remove one to skip it) ---
@@ -106,9 +106,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from IPython.display import FileLink, Image, Markdown, Video, display
 
+try:
+    import torch
+except ImportError:  # a bare local Jupyter: the install cell brings torch
+    torch = None  # type: ignore[assignment]
 on_colab = importlib.util.find_spec("google.colab") is not None
 gpu_name = None
 if shutil.which("nvidia-smi"):
@@ -119,9 +122,11 @@ if shutil.which("nvidia-smi"):
         check=False,
     )
     gpu_name = smi.stdout.strip().splitlines()[0] if smi.returncode == 0 and smi.stdout else None
-cuda = torch.cuda.is_available() and device != "cpu"
+torch_cuda = torch is not None and torch.cuda.is_available()
+cuda = (torch_cuda if torch is not None else bool(gpu_name)) and device != "cpu"
 print("runtime:", "Google Colab" if on_colab else "not Colab (local Jupyter or papermill)")
-print(f"torch {torch.__version__}, CUDA available to torch: {torch.cuda.is_available()}")
+if torch is not None:
+    print(f"torch {torch.__version__}, CUDA available to torch: {torch_cuda}")
 if gpu_name and cuda:
     print(f"GPU: {gpu_name}: training uses it, in mixed precision (fp16 autocast)")
 elif gpu_name:
@@ -129,10 +134,10 @@ elif gpu_name:
 else:
     print(
         "No GPU on this runtime (nvidia-smi: not found or no device). Everything runs on the "
-        "CPU, typically tens of times slower than on a GPU: keep epochs/max_steps small, or "
-        "switch the runtime to a GPU and run all cells again."
+        "CPU, many times slower than on a GPU (section 4 measures how fast, and how long the "
+        "planned run takes): keep epochs/max_steps small, or switch the runtime to a GPU."
     )
-if device == "cuda" and not torch.cuda.is_available():
+if device == "cuda" and torch is not None and not torch_cuda:
     raise RuntimeError("device='cuda' but torch sees no CUDA GPU: set device='auto' or 'cpu'")
 
 # %% [markdown]
@@ -162,10 +167,13 @@ if not (repo / "training").is_dir():  # install=False: the checkout dfstream is 
 
     repo = Path(training.__file__).resolve().parents[1]
 sys.path.insert(0, str(repo))  # this kernel started before the install
+import torch
+
 import dfstream
 import training.notebook as nb
 from dfstream.model.backbones import get_backbone
 
+cuda = torch.cuda.is_available() and device != "cpu"
 print(f"dfstream {dfstream.__version__} from {repo}")
 
 
@@ -258,6 +266,7 @@ print(nb.format_counts(counts))
 #
 # `preprocess` cuts face crops with dfstream's own detector, tracker and crop rule (so
 # training sees what serving sees) into a cache on Drive; it is resumable video by video.
+# The cache takes `frames` x size x size x 3 bytes per video (32 crops at 224 px: 4.8 MB).
 # Below it: a few cached crops (green stripe REAL, red FAKE) and self-blend triples (real,
 # self-blended, blend mask).
 
@@ -270,10 +279,14 @@ if "preprocess" in steps:
     args += ["--color-order", entry.color_order, "--detector", detector]
     args += ["--workers", workers] if workers else []
     run("training", "preprocess", manifest, "--out", cache, *args)
-display(Image(data=nb.png_bytes(nb.crop_grid(cache, count=12, seed=seed))))
 sbi_png = work / "sbi_preview.png"
-run("training", "sbi-preview", cache, "--out", sbi_png, "--count", 4, "--seed", seed)
-display(Image(filename=str(sbi_png), width=3 * min(size, 160)))
+if (cache / "manifest.csv").is_file():
+    grid = nb.crop_grid(cache, count=12, seed=seed)
+    display(Image(data=nb.png_bytes(grid), width=min(grid.shape[1], 960)))
+    run("training", "sbi-preview", cache, "--out", sbi_png, "--count", 4, "--seed", seed)
+    display(Image(filename=str(sbi_png), width=3 * min(size, 160)))
+else:
+    print(f"no crop cache in {cache} yet: put 'preprocess' in steps")
 
 # %% [markdown]
 # How long will training take here? One training step of this backbone is timed on this
@@ -286,16 +299,22 @@ display(Image(filename=str(sbi_png), width=3 * min(size, 160)))
 # %%
 T = window or run_length
 train_device = "cuda" if cuda else "cpu"
-sbi = recipe == "sbi"
-per_epoch, planned = nb.planned_steps(
-    cache, split="train", window=T, sbi=sbi, batch=batch, epochs=epochs, max_steps=max_steps
-)
-rate = nb.training_speed(backbone, size, window=T, device=train_device)
-print(
-    f"{backbone} at {size} px, T={T} on {train_device}: {rate:.1f} training crops/s; "
-    f"{planned} steps planned ({per_epoch} per epoch) of {batch} windows: about "
-    f"{planned * batch * T / rate / 60:.1f} min (plus validation and data loading)"
-)
+if "train" in steps and recipe_flags is not None:
+    per_epoch, planned = nb.planned_steps(
+        cache,
+        split="train",
+        window=T,
+        sbi="--sbi" in recipe_flags,
+        batch=batch,
+        epochs=epochs,
+        max_steps=max_steps,
+    )
+    rate = nb.training_speed(backbone, size, window=T, device=train_device)
+    print(
+        f"{backbone} at {size} px, T={T} on {train_device}: {rate:.1f} training crops/s; "
+        f"{planned} steps planned ({per_epoch} per epoch) of {batch} windows: about "
+        f"{planned * batch * T / rate / 60:.1f} min (plus validation and data loading)"
+    )
 
 # %%
 checkpoint = run_dir / "best.pt"
@@ -336,15 +355,15 @@ print("checkpoint:", checkpoint if checkpoint.is_file() else "none yet")
 # %%
 metrics_json = work / "metrics.json"
 roc_png = work / "metrics_roc.png"
-split_counts = counts.get(eval_split, {"REAL": 0, "FAKE": 0})
+eval_counts = counts.get(eval_split, {"REAL": 0, "FAKE": 0})
 if "evaluate" not in steps:
     print("evaluate: not in steps")
 elif not checkpoint.is_file():
     print("evaluate: skipped, no checkpoint")
-elif not sum(split_counts.values()):
+elif not sum(eval_counts.values()):
     print(f"evaluate: split {eval_split!r} has no videos; choose another eval_split")
 else:
-    real_only = ["--sbi"] if not split_counts["FAKE"] else []
+    real_only = ["--sbi"] if not eval_counts["FAKE"] else []
     args = ["--out", metrics_json, "--roc", roc_png, "--split", eval_split, *real_only]
     run("training", "evaluate", checkpoint, cache, *args)
     display(Image(filename=str(roc_png), width=420))
@@ -379,12 +398,13 @@ else:
 onnx_dir = deploy / "onnx"
 engine_dir = deploy / "engines"
 has_trt = importlib.util.find_spec("tensorrt") is not None
+options = [("torch", "fp32"), ("torch", "fp16") if cuda else ("onnx", "fp32")]
 if not checkpoint.is_file():
     print("deploy: skipped, no checkpoint")
+elif "export" not in steps:
+    print("export: not in steps")
 else:
-    if "export" in steps:
-        run("dfstream", "export", "--weights", checkpoint, "--out", onnx_dir)
-    options = [("torch", "fp32")]
+    run("dfstream", "export", "--weights", checkpoint, "--out", onnx_dir)
     if "engine" not in steps:
         print("TensorRT: 'engine' not in steps")
     elif not (cuda and has_trt):
@@ -393,7 +413,6 @@ else:
         args = ["--engine-dir", engine_dir, "--onnx-cache", deploy / "onnx-cache"]
         run("dfstream", "engine", "build", "--weights", checkpoint, *args, "--max-batch", 16)
         options.append(("tensorrt", "fp16"))
-    options.insert(1, ("torch", "fp16") if cuda else ("onnx", "fp32"))
     from dfstream.model import load_weights
     from dfstream.tools.benchkit import compare_backends
 
@@ -435,6 +454,7 @@ elif not checkpoint.is_file():
 else:
     args = ["--overlay", overlay, "--report", report, "--jsonl", deploy / "scores.jsonl"]
     args += ["--detector", detector, "--max-seconds", demo_seconds, "--no-dashboard"]
+    args += ["--engine-dir", engine_dir, "--onnx-cache", deploy / "onnx-cache"]
     run("dfstream", video, "--weights", checkpoint, *args)
     display(Video(str(overlay), embed=True, mimetype="video/mp4", width=640))
     display(Image(filename=str(report.with_suffix(".png")), width=640))

@@ -12,12 +12,14 @@ from pathlib import Path
 import av
 import jupytext
 import nbformat
+import numpy as np
 import papermill
 import pytest
 
 from dfstream.model import load_weights
 from tests.media import write_clip
 from training.manifest import read_manifest
+from training.notebook import crop_grid
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "train_on_colab.ipynb"
@@ -99,6 +101,21 @@ def test_one_parameters_cell_holds_every_choice() -> None:
     assert not overwritten, f"parameters reassigned by later cells: {sorted(overwritten)}"
 
 
+def _execute(root: Path, name: str, **changes: object) -> nbformat.NotebookNode:
+    out = root / f"{name}.ipynb"
+    parameters = {**TINY, "work_dir": str(root / "work"), "real_dir": str(root / "real")}
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={**parameters, **changes},
+        kernel_name="python3",
+        cwd=str(root),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+    return nbformat.read(out, as_version=4)
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nbformat.NotebookNode]:
     """The notebook run by papermill on five generated face clips (about 1-3 minutes)."""
@@ -106,18 +123,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nbformat.N
     (root / "real").mkdir()
     for name in PEOPLE:
         write_clip(root / "real" / f"{name}.mp4", frames=30, size=(96, 96), pattern="face")
-    work = root / "work"
-    out = root / "executed.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(out),
-        parameters={**TINY, "work_dir": str(work), "real_dir": str(root / "real")},
-        kernel_name="python3",
-        cwd=str(root),
-        progress_bar=False,
-        execution_timeout=600,
-    )
-    return work, nbformat.read(out, as_version=4)
+    return root / "work", _execute(root, "executed")
 
 
 def _outputs(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -159,3 +165,25 @@ def test_notebook_runs_end_to_end_on_cpu(executed: tuple[Path, nbformat.Notebook
     data = [o.get("data", {}) for o in _outputs(notebook)]
     assert sum("image/png" in d for d in data) >= 5  # crops, self-blends, curves, ROC, report
     assert any("<video" in d.get("text/html", "") for d in data)  # the overlay, inline
+
+
+def test_crop_grid_shows_cached_crops_with_their_label(
+    executed: tuple[Path, nbformat.NotebookNode],
+) -> None:
+    work, _ = executed
+    grid = crop_grid(work / "crops-32px-none", count=8, per_row=4)
+    assert grid.shape == (2 * 32, 4 * 32, 3) and grid.dtype == np.uint8
+    assert (grid[0, :32] == (40, 180, 60)).all()  # green stripe: a REAL video's crop
+    assert grid[4:].std() > 10  # below the stripe: a picture, not a fill
+
+
+def test_rerun_after_a_disconnect_resumes(executed: tuple[Path, nbformat.NotebookNode]) -> None:
+    """Run all again with one more epoch: crops come from the cache, training continues."""
+    work, _ = executed
+    again = _execute(work.parent, "rerun", epochs=2, max_steps=6, steps=["preprocess", "train"])
+    text = _text(again)
+    assert "0 videos cropped (0 crops), 5 already cached" in text
+    assert "--resume" in text and "resuming after epoch 1, step 3" in text
+    records = (work / "runs" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in records] == [3, 6]
+    assert "evaluate: not in steps" in text and "export: not in steps" in text

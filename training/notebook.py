@@ -138,13 +138,12 @@ def metrics_png(path: Path) -> bytes | None:
     records = read_metrics(path)
     if not records:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the kernel's plotting backend is left alone
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in records]
-    fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    loss_ax, auc_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [r["train_loss"] for r in records], marker="o", label="train")
     if any("val_log_loss" in r for r in records):
         val_loss = [r.get("val_log_loss", math.nan) for r in records]
@@ -158,10 +157,11 @@ def metrics_png(path: Path) -> bytes | None:
         auc_ax.plot(epochs, auc, marker="o", color="tab:green")
         auc_ax.set_ylim(0.0, 1.0)
     auc_ax.set(xlabel="epoch", ylabel="AUC", title="validation AUC (windows)")
+    for ax in (loss_ax, auc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return buffer.getvalue()
 
 
