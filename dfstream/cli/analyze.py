@@ -40,6 +40,7 @@ other commands:
   dfstream export ...        ONNX export of a model + parity check (see export --help)
   dfstream engine build ...  TensorRT engines from the ONNX export (see engine --help)
   dfstream doctor            versions, devices, and which backends work here (and why not)
+  dfstream gui [SOURCE...]   the desktop app: pick videos, photos, a folder or a stream
   dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
                              on a generated clip (see dfstream bench --help)
 """
