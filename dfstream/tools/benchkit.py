@@ -2,8 +2,10 @@
 
 Everything here measures the real pipeline from outside: a score-collecting sink, a resource
 clock (wall, CPU, peak RSS), bare references (PyAV decoding alone, the backend alone), a source
-wrapper that plays files in real time, machine and library versions, and the untrained models
-the benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements).
+wrapper that plays files in real time, machine and library versions, the untrained models the
+benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements), and
+``compare_backends``: one model's speed and score differences on several backends side by side
+(the Colab notebook's deploy step).
 Nothing here is used by ``dfstream SOURCE...`` itself.
 """
 
