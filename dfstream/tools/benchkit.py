@@ -2,8 +2,10 @@
 
 Everything here measures the real pipeline from outside: a score-collecting sink, a resource
 clock (wall, CPU, peak RSS), bare references (PyAV decoding alone, the backend alone), a source
-wrapper that plays files in real time, machine and library versions, and the untrained models
-the benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements).
+wrapper that plays files in real time, machine and library versions, the untrained models the
+benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements), and
+``compare_backends``: one model's speed and score differences on several backends side by side
+(the Colab notebook's deploy step).
 Nothing here is used by ``dfstream SOURCE...`` itself.
 """
 
@@ -154,6 +156,72 @@ def bare_backend_crops_per_s(
 ) -> float:
     """Crops/s of the backend alone (see ``bare_backend_rates``)."""
     return bare_backend_rates(backend, batch=batch, stride=stride, seconds=seconds)[0]
+
+
+@dataclass(frozen=True)
+class BackendRow:
+    """One backend of ``compare_backends``: what it is, its speed and its distance to the first."""
+
+    option: str
+    described: str
+    crops_per_s: float
+    score_max_abs_diff: float
+    feature_max_rel_diff: float
+
+
+def compare_backends(
+    loaded: LoadedModel,
+    options: list[tuple[str, str]],
+    *,
+    device: str = "auto",
+    batch: int = 16,
+    seconds: float = 2.0,
+    onnx_cache: Path | None = None,
+    engine_dir: Path | None = None,
+    notice: Callable[[str], None] = lambda _msg: None,
+) -> list[BackendRow]:
+    """The same weights on each ``(backend, precision)`` of ``options`` (the first is the
+    reference, e.g. ``("torch", "fp32")``): crops/s of the backend alone
+    (``bare_backend_crops_per_s``) and, on the same random crops and windows, the largest
+    window-score difference and feature difference (relative to the largest feature) against
+    the reference. Built with ``create_backend``, exactly as ``dfstream --backend`` builds them."""
+    from dfstream.backends import create_backend
+
+    spec = loaded.spec
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    starts = rng.integers(0, batch, (max(4, batch // 2), spec.window))
+    rows, reference = [], None
+    for kind, precision in options:
+        backend = create_backend(
+            kind,
+            loaded,
+            device=device,
+            precision=precision,
+            onnx_cache=onnx_cache,
+            engine_dir=engine_dir,
+            batch=batch,
+            notice=notice,
+        )
+        try:
+            features = backend.embed(crops)
+            scores = backend.score(features[starts])
+            if reference is None:
+                reference = (features, scores)
+            rate = bare_backend_crops_per_s(backend, batch=batch, stride=5, seconds=seconds)
+            scale = float(np.abs(reference[0]).max()) or 1.0
+            rows.append(
+                BackendRow(
+                    option=f"{kind} {precision}",
+                    described=backend.describe(),
+                    crops_per_s=rate,
+                    score_max_abs_diff=float(np.abs(scores - reference[1]).max()),
+                    feature_max_rel_diff=float(np.abs(features - reference[0]).max()) / scale,
+                )
+            )
+        finally:
+            backend.close()
+    return rows
 
 
 class PacedSource(Source):
