@@ -39,7 +39,11 @@ from benchmarks.naive import compare_scores, run_naive
 from benchmarks.report import fmt, rich_table, write_outputs
 from dfstream.api import Analysis, pipeline_settings
 from dfstream.backends import create_backend
-from dfstream.benchkit import (
+from dfstream.config import AnalysisConfig
+from dfstream.errors import DfstreamError
+from dfstream.faces import DetectorKind, make_detector
+from dfstream.model.checkpoint import LoadedModel
+from dfstream.tools.benchkit import (
     BENCH_MODELS,
     ResourceClock,
     ScoreCollector,
@@ -48,10 +52,6 @@ from dfstream.benchkit import (
     machine_info,
     stage_metrics,
 )
-from dfstream.config import AnalysisConfig
-from dfstream.errors import DfstreamError
-from dfstream.faces import DetectorKind, make_detector
-from dfstream.model.checkpoint import LoadedModel
 
 TOLERANCE = 1e-4
 

@@ -1,8 +1,8 @@
 """The naive reference: dfstream's analysis done the straightforward way, to measure against.
 
-One stream, one thread, one frame at a time: decode a frame, run the face detector on it
-(every analysed frame, no tracker-only frames), follow faces with the same IoU tracker, cut
-crops with the same ``crop_face`` rule, and whenever a track's window is due, run the full
+One stream, one thread, one frame at a time: decode a frame, hand it to the same
+``FaceAnalyzer`` as dfstream's (the detector on every analysed frame, no tracker-only frames;
+the same IoU tracker and crop rule), and whenever a track's window is due, run the full
 model on it: the CNN on all T crops of the window (``backend.embed``) and then the LSTM head
 (``backend.score``). No feature reuse between overlapping windows, no batching across tracks
 or streams, no overlap of decoding, detection and inference.
@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from dfstream.backends.base import InferenceBackend
-from dfstream.faces import FaceDetector, IouTracker, crop_face
-from dfstream.pipeline.stages import AnalyzerSettings
+from dfstream.faces import AnalyzerSettings, FaceAnalyzer, FaceDetector
 from dfstream.sources import open_source
 
 
@@ -68,7 +67,7 @@ def run_naive(
     if analyzer.analysis_fps is not None:
         raise ValueError("the naive reference analyses every frame: analysis_fps must be None")
     result = NaiveResult()
-    tracker = IouTracker(iou_threshold=analyzer.iou_threshold, max_misses=analyzer.max_misses)
+    faces = FaceAnalyzer(detector, replace(analyzer, detect_every=1), stream_id=str(video))
     tracks: dict[int, _Track] = {}
     started = time.perf_counter()
     with open_source(str(video)) as source:
@@ -76,22 +75,15 @@ def run_naive(
             if analyzer.max_seconds is not None and frame.pts_seconds >= analyzer.max_seconds:
                 break
             result.frames += 1
-            tracker.update(detector.detect(frame.image_bgr))
-            for track_id in tracker.pop_ended():
+            analysis = faces.analyze(frame)
+            for track_id in analysis.ended:
                 tracks.pop(track_id, None)
-            for track in tracker.tracks():
-                crop = crop_face(
-                    frame.image_bgr,
-                    track.box,
-                    margin=analyzer.crop_margin,
-                    size=analyzer.crop_size,
-                    color_order=analyzer.color_order,  # type: ignore[arg-type]
-                )
-                state = tracks.get(track.track_id)
+            for crop in analysis.crops:
+                state = tracks.get(crop.track_id)
                 if state is None:
                     # As in dfstream: the first window is due once T crops exist.
-                    state = tracks[track.track_id] = _Track(deque(maxlen=window), stride - 1)
-                state.crops.append(crop)
+                    state = tracks[crop.track_id] = _Track(deque(maxlen=window), stride - 1)
+                state.crops.append(crop.crop)
                 state.since_last += 1
                 if len(state.crops) < window or state.since_last < stride:
                     continue
@@ -99,7 +91,7 @@ def run_naive(
                 # The whole model on the whole window: T crops through the CNN, then the head.
                 features = backend.embed(np.stack(state.crops))
                 prob = backend.score(features[np.newaxis])
-                result.scores[(track.track_id, frame.index)] = float(prob[0])
+                result.scores[(crop.track_id, frame.index)] = float(prob[0])
                 result.crops_embedded += window
                 result.windows += 1
     result.wall_s = time.perf_counter() - started

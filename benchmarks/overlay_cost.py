@@ -25,7 +25,7 @@ from rich.table import Table
 
 from dfstream.api import Analysis
 from dfstream.config import AnalysisConfig, OutputConfig
-from dfstream.synth import write_synthetic_clip
+from dfstream.tools.synth import write_synthetic_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -22,7 +22,10 @@ from rich.console import Console
 
 from benchmarks.report import fmt, rich_table, write_outputs
 from dfstream.api import Analysis
-from dfstream.benchkit import (
+from dfstream.config import AnalysisConfig
+from dfstream.errors import DfstreamError
+from dfstream.sources import open_source
+from dfstream.tools.benchkit import (
     BENCH_MODELS,
     ResourceClock,
     ScoreCollector,
@@ -31,10 +34,7 @@ from dfstream.benchkit import (
     paced_opener,
     stage_metrics,
 )
-from dfstream.config import AnalysisConfig
-from dfstream.errors import DfstreamError
-from dfstream.sources import open_source
-from dfstream.synth import write_synthetic_clip
+from dfstream.tools.synth import write_synthetic_clip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,11 +30,11 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.report import fmt, markdown_table, rich_table, write_outputs
-from dfstream.benchkit import machine_info
 from dfstream.config import AnalysisConfig
 from dfstream.scan.executor import Executor, Finished, ProcessExecutor
 from dfstream.scan.worker import Job, ScanWorker, WorkerSpec
-from dfstream.synth import write_synthetic_clip
+from dfstream.tools.benchkit import machine_info
+from dfstream.tools.synth import write_synthetic_clip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,17 +31,16 @@ from types import TracebackType
 from dfstream.backends import create_backend
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
-from dfstream.faces import FaceDetector, make_detector
-from dfstream.livespec import LiveSettings
+from dfstream.faces import AnalyzerSettings, FaceDetector, make_detector, margin_for_detector
 from dfstream.model.checkpoint import LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
-from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.pipeline.state import StreamSnapshot
 from dfstream.sinks.base import Sink, SinkFailure, SinkGroup
 from dfstream.sinks.build import open_early_sinks, open_run_sinks
+from dfstream.sinks.metrics import MetricsSink
 from dfstream.sinks.stream import CallbackSink, EventStream
-from dfstream.sources import Source, expand_sources, open_source
+from dfstream.sources import LiveSettings, Source, expand_sources, open_source
 from dfstream.types import Event, StreamSummary, Verdict
 
 _log = logging.getLogger("dfstream")
@@ -106,10 +105,7 @@ def pipeline_settings(config: AnalysisConfig, loaded: LoadedModel) -> PipelineSe
             analysis_fps=config.analysis_fps,
             detect_every=config.detect_every,
             max_seconds=config.max_seconds,
-            iou_threshold=0.3,
-            max_misses=3,
-            # Whole-frame "detections" are already face crops: no margin around them.
-            crop_margin=0.0 if config.detector == "none" else spec.crop_margin,
+            crop_margin=margin_for_detector(config.detector, spec.crop_margin),
             crop_size=spec.input_size,
             color_order=spec.color_order,
         ),
@@ -205,6 +201,7 @@ class Analysis:
                 settings=self.settings,
                 streams=list(zip(stream_ids(specs), specs, strict=True)),
                 stopping=self._stop.is_set,
+                notice=notice,
             )
         except BaseException:
             SinkGroup(opened).close()
@@ -224,6 +221,9 @@ class Analysis:
             persistent=persistent,
             stop=self._stop,
         )
+        for sink in opened:
+            if isinstance(sink, MetricsSink):
+                sink.attach(self.pipeline.snapshots, self.pipeline.batch_stats)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 DetectorKind = Literal["auto", "yunet", "haar", "none"]
 """``auto`` = YuNet when its model is found, else Haar; ``none`` = the whole frame is the face."""
@@ -93,17 +94,35 @@ class AnalysisConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class OutputConfig:
-    """Which files an analysis writes: JSON lines (a path, or ``-`` for standard output), the
-    annotated overlay video, the JSON + PNG report. All are created before any decoding."""
+    """Which outputs an analysis has: JSON lines (a path, or ``-`` for standard output), the
+    annotated overlay video, the JSON + PNG report, Prometheus metrics on
+    ``metrics_host:metrics_port`` (0 = any free port), and FAKE alerts to a ``webhook`` URL
+    and/or an ``mqtt`` URL (``alert_recover``: also when the verdict leaves FAKE). All are
+    opened before any decoding."""
 
     jsonl: str | None = None
     overlay: Path | None = None
     report: Path | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    webhook: str | None = None
+    mqtt: str | None = None
+    alert_recover: bool = False
 
     def __post_init__(self) -> None:
         _paths_as_paths(self, ("overlay", "report"))
         if self.jsonl is not None:
             object.__setattr__(self, "jsonl", str(self.jsonl))
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError("--metrics-port: value out of range")
+        for flag, url, schemes in (
+            ("--webhook", self.webhook, ("http", "https")),
+            ("--mqtt", self.mqtt, ("mqtt",)),
+        ):
+            parts = urlsplit(url) if url is not None else None
+            if parts is not None and (parts.scheme not in schemes or not parts.hostname):
+                # The URL itself is not repeated: it may hold a password.
+                raise ValueError(f"{flag}: expected a {' or '.join(schemes)}:// URL")
 
 
 def _paths_as_paths(config: object, names: tuple[str, ...]) -> None:

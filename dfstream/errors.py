@@ -14,21 +14,30 @@ class ExitCode(enum.IntEnum):
     """Every exit code of the ``dfstream`` command (also in ``--help`` and the README)."""
 
     OK = 0
-    """Done, whatever the verdicts."""
     FAKE = 1
-    """A fake was found and ``--fail-on-fake`` was given."""
     USAGE = 2
-    """Bad flag or value, or contradictory options."""
     SOURCE = 3
-    """A source could not be opened or decoded (the other sources still ran)."""
     WEIGHTS = 4
-    """Weights missing, unsafe, or not fitting the model."""
     BACKEND = 5
-    """Inference backend or device unavailable, or an internal error."""
     OUTPUT = 6
-    """An output (file, sink) could not be written; the others were finalised."""
     INTERRUPTED = 130
-    """Ctrl-C or SIGTERM, after every output was finalised."""
+
+    @property
+    def meaning(self) -> str:
+        """What the code means, in one line (``--help`` lists these)."""
+        return _EXIT_MEANINGS[self]
+
+
+_EXIT_MEANINGS = {
+    ExitCode.OK: "done (whatever the verdicts)",
+    ExitCode.FAKE: "a fake was found and --fail-on-fake was given",
+    ExitCode.USAGE: "usage error (bad flag or value, contradictory options)",
+    ExitCode.SOURCE: "a source could not be opened or decoded (other sources still ran)",
+    ExitCode.WEIGHTS: "weights missing, unsafe, or not fitting the model",
+    ExitCode.BACKEND: "backend/device unavailable (gui: no tkinter or display) or internal error",
+    ExitCode.OUTPUT: "an output cannot be written or failed (the others were finalised)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C / SIGTERM); outputs are still finalised",
+}
 
 
 class DfstreamError(Exception):

@@ -79,10 +79,17 @@ class FaceCrop:
     wall_time: float
     box: Box
     crop: np.ndarray = field(repr=False)
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+    """The detection's five landmarks in crop pixels (``training`` keeps them for self-blend
+    masks), or None when the detector gives none."""
 
     def __post_init__(self) -> None:
         _check_box("FaceCrop.box", self.box)
         _check_image("FaceCrop.crop", self.crop, square=True)
+        if self.landmarks is not None and self.landmarks.shape != (5, 2):
+            raise ValueError(
+                f"FaceCrop.landmarks: expected shape (5, 2) but got {self.landmarks.shape}"
+            )
 
 
 class Verdict(str, enum.Enum):
@@ -152,14 +159,16 @@ class VerdictEvent:
 
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
-    """A source changed state (connected, disconnected, reconnecting, stalled, ended, failed),
-    or an output failed (state ``sink_failed``, ``sink`` names it, ``stream_id`` is empty)."""
+    """A source changed state (connected, disconnected, reconnecting, stalled, corrupt, ended,
+    failed), or an output failed (state ``sink_failed``, ``sink`` names it, ``stream_id`` is
+    empty). ``corrupt_frames`` is the stream's count of frames dropped as corrupt so far."""
 
     stream_id: str
     state: str
     reason: str
     wall_time: float
     sink: str | None = None
+    corrupt_frames: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``status`` event (``stream`` is null and ``sink`` set for an output)."""
@@ -172,6 +181,8 @@ class StatusEvent:
         }
         if self.sink is not None:
             data["sink"] = self.sink
+        if self.corrupt_frames is not None:
+            data["corrupt_frames"] = self.corrupt_frames
         return data
 
 
@@ -193,6 +204,8 @@ class StreamSummary:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``); the JSONL event has ``source``."""
     verdict: Verdict
     score: float | None
     frames_decoded: int
@@ -210,6 +223,8 @@ class StreamSummary:
     reconnects: int = 0
     latency_ms: tuple[float, float] | None = None
     """(p50, p95) of decode-to-score latency over the last scored windows, in ms."""
+    corrupt_frames: int = 0
+    """Frames a live source decoded but dropped: flagged corrupt, or before a clean keyframe."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
@@ -245,6 +260,7 @@ class StreamSummary:
             "live": self.live,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
+            "corrupt_frames": self.corrupt_frames,
             "latency_p50_ms": None if latency is None else round(latency[0], 1),
             "latency_p95_ms": None if latency is None else round(latency[1], 1),
         }

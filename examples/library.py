@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import dfstream
-from dfstream.synth import write_synthetic_clip
+from dfstream.tools.synth import write_synthetic_clip
 
 
 def main(videos: list[str]) -> int:

@@ -1,4 +1,5 @@
-"""Real local servers for live-source tests: RTSP (ffmpeg + ``tests.rtsp_server``) and HTTP.
+"""Real local servers for live-source tests: RTSP (ffmpeg + ``tests.rtsp_server``), HTTP, and
+an ffmpeg pushing MPEG-TS over UDP as an IP encoder does.
 
 Every server binds 127.0.0.1 on a free port and is stopped on every path: use them through the
 context managers (or the fixtures in ``test_live.py``), which kill the whole process group.
@@ -105,6 +106,54 @@ def rtsp_server(clip: Path, workdir: Path, **kwargs: object) -> Iterator[RtspSer
         with contextlib.suppress(ProcessLookupError, AssertionError):
             server.resume()
         server.kill()
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class UdpSender:
+    """``ffmpeg -re`` pushing ``clip`` (looped, video copied) as MPEG-TS to a UDP port on
+    127.0.0.1, like an IP encoder; ``kill`` and ``start`` again for an outage."""
+
+    def __init__(self, clip: Path, port: int) -> None:
+        self.clip, self.port = clip, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """What dfstream listens on."""
+        return f"udp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start sending (again)."""
+        command = [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+            "-i", str(self.clip), "-map", "0:v", "-c", "copy", "-f", "mpegts",
+            f"{self.url}?pkt_size=1316",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        """Stop sending at once; safe to call more than once."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def udp_sender(clip: Path) -> Iterator[UdpSender]:
+    """A started ``UdpSender`` on a free port, killed on every way out."""
+    sender = UdpSender(clip, free_udp_port())
+    try:
+        sender.start()
+        yield sender
+    finally:
+        sender.kill()
 
 
 @contextlib.contextmanager

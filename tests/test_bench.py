@@ -14,10 +14,10 @@ import pytest
 
 from benchmarks.naive import compare_scores, run_naive
 from dfstream.api import Analysis, pipeline_settings
-from dfstream.benchkit import PacedSource, ScoreCollector, bench_model, stage_metrics
 from dfstream.config import AnalysisConfig
 from dfstream.faces import WholeFrameDetector
 from dfstream.sources import open_source
+from dfstream.tools.benchkit import PacedSource, ScoreCollector, bench_model, stage_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -272,3 +272,15 @@ def test_help_lists_exit_codes() -> None:
     )
     assert proc.returncode == 0
     assert "exit codes" in proc.stdout and "--fail-on-fake" in proc.stdout
+
+
+def test_help_explains_every_exit_code_once() -> None:
+    from dfstream.errors import ExitCode
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfstream", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    lines = [line.split(None, 1) for line in proc.stdout.split("exit codes:")[1].splitlines()]
+    listed = {int(p[0]): p[1] for p in lines if len(p) == 2 and p[0].isdigit()}
+    assert listed == {int(code): code.meaning for code in ExitCode}
+    assert len(set(listed.values())) == len(listed)

@@ -28,6 +28,7 @@ def _snapshot(**overrides: object) -> StreamSnapshot:
     fields: dict[str, object] = {
         "stream_id": "rtsp://admin:hunter2@cam.local/live",
         "source": "rtsp://admin:hunter2@cam.local/live",
+        "name": "rtsp://admin:hunter2@cam.local/live",
         "live": True,
         "state": "connected",
         "input_fps": 25.0,
@@ -72,8 +73,8 @@ def test_dashboard_shows_stream_scores_verdicts_and_hides_credentials() -> None:
 
 def test_dashboard_progress_bar_and_eta_for_files() -> None:
     snap = _snapshot(
-        stream_id="clip.mp4", source="videos/clip.mp4", live=False, media_duration_s=20.0,
-        last_media_time=5.0, elapsed_s=3.0, verdict=Verdict.REAL, faces=(),
+        stream_id="clip.mp4", source="videos/clip.mp4", name="clip.mp4", live=False,
+        media_duration_s=20.0, last_media_time=5.0, elapsed_s=3.0, verdict=Verdict.REAL, faces=(),
     )  # fmt: skip
     text = _render(Dashboard(lambda: [snap], backend="torch", untrained=False))
     assert "clip.mp4" in text and "25%" in text and "ETA 0:09" in text
@@ -81,7 +82,7 @@ def test_dashboard_progress_bar_and_eta_for_files() -> None:
 
 
 def test_dashboard_reads_live_state_snapshots() -> None:
-    state = StreamState(stream_id="a.mp4", source="a.mp4")
+    state = StreamState(stream_id="a.mp4", source="a.mp4", name="a.mp4")
     state.record_score(3, 0.61, 0.58, (0.0, 0.0, 10.0, 10.0))
     state.verdict = Verdict.UNCERTAIN
     text = _render(Dashboard(lambda: [state.snapshot()], backend="torch", untrained=False))

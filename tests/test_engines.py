@@ -27,9 +27,10 @@ from dfstream.backends.engines import (
     refuse_message,
     wanted_key,
 )
-from dfstream.backends.select import Facts, choose, expected_batch, is_live
+from dfstream.backends.select import Facts, choose, expected_batch
 from dfstream.backends.tensorrt_backend import TRT_INSTALL, tensorrt_unavailable_reason
 from dfstream.model import untrained_model
+from dfstream.sources import parse_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -317,12 +318,14 @@ def test_auto_rule_threads_on_a_busy_cpu(
 
 
 def test_expected_batch_from_sources() -> None:
-    assert is_live("rtsp://cam/1") and is_live("webcam:0") and not is_live("clip.mp4")
-    assert not is_live("file:///tmp/a.mp4")
-    assert expected_batch(["a.mp4", "b.mp4"], 16) == 16
-    assert expected_batch(["rtsp://a/1"], 16) == 1
-    assert expected_batch(["rtsp://a/1", "http://b/x.m3u8", "c.mp4"], 16) == 2
-    assert expected_batch([f"rtsp://cam/{i}" for i in range(40)], 16) == 16
+    def batch(texts: list[str]) -> int:
+        return expected_batch([parse_source(t) for t in texts], 16)
+
+    assert batch(["a.mp4", "b.mp4"]) == 16
+    assert batch(["file:///tmp/a.mp4"]) == 16
+    assert batch(["rtsp://a/1"]) == 1 and batch(["webcam:0"]) == 1
+    assert batch(["rtsp://a/1", "http://b/x.m3u8", "c.mp4"]) == 2
+    assert batch([f"rtsp://cam/{i}" for i in range(40)]) == 16
 
 
 def test_tensorrt_backend_refuses_cpu_and_missing_cuda(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from dfstream.errors import DfstreamError, UsageError
 from dfstream.faces import (
@@ -17,6 +20,7 @@ from dfstream.faces import (
     YuNetDetector,
     crop_face,
     default_model_cache,
+    detect,
     find_yunet_model,
     iou,
     make_detector,
@@ -249,6 +253,49 @@ def test_find_yunet_model(tmp_path: Path) -> None:
     assert find_yunet_model(tmp_path) == tmp_path / "face_detection_yunet_2026may.onnx"
 
 
+def test_auto_uses_the_shipped_yunet_on_a_fresh_install(tmp_path: Path) -> None:
+    assert detect.SHIPPED_YUNET.is_file()
+    for kind in ("auto", "yunet"):
+        detector = make_detector(kind, model_path=None, cache_dir=tmp_path, notice=pytest.fail)
+        assert isinstance(detector, YuNetDetector)
+        assert detector.model_path == detect.SHIPPED_YUNET
+
+
+def test_shipped_yunet_is_the_documented_file_with_its_licence() -> None:
+    data = detect.SHIPPED_YUNET.read_bytes()
+    assert len(data) == 229_738
+    assert hashlib.sha256(data).hexdigest() == (
+        "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+    )
+    licence = (detect.SHIPPED_YUNET.parent / "LICENCE").read_text()
+    assert "MIT License" in licence and "Shiqi Yu" in licence
+    # Both are package data, so that an installed (not only an editable) dfstream has them.
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["dfstream.faces"]
+    for name in (detect.SHIPPED_YUNET.name, "LICENCE"):
+        assert any(fnmatch.fnmatch(f"models/{name}", p) for p in patterns), name
+
+
+def test_user_model_and_cache_take_precedence_over_the_shipped_one(
+    tmp_path: Path, yunet_model: Path
+) -> None:
+    cached = tmp_path / "face_detection_yunet_2099jan.onnx"
+    cached.write_bytes(yunet_model.read_bytes())
+    got = make_detector("auto", model_path=None, cache_dir=tmp_path, notice=pytest.fail)
+    assert isinstance(got, YuNetDetector) and got.model_path == cached
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(yunet_model.read_bytes())
+    got = make_detector("auto", model_path=mine, cache_dir=tmp_path, notice=pytest.fail)
+    assert isinstance(got, YuNetDetector) and got.model_path == mine
+
+
+@pytest.fixture
+def no_shipped_yunet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if a user had deleted the packaged YuNet model."""
+    monkeypatch.setattr(detect, "SHIPPED_YUNET", tmp_path / "removed" / detect.SHIPPED_YUNET.name)
+
+
+@pytest.mark.usefixtures("no_shipped_yunet")
 def test_auto_without_model_falls_back_to_haar(tmp_path: Path) -> None:
     notices: list[str] = []
     detector = make_detector("auto", model_path=None, cache_dir=tmp_path, notice=notices.append)
@@ -265,6 +312,7 @@ def test_auto_and_yunet_use_the_cached_model(tmp_path: Path, yunet_model: Path) 
         assert isinstance(detector, YuNetDetector)
 
 
+@pytest.mark.usefixtures("no_shipped_yunet")
 def test_yunet_without_model_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--detector-model") as info:
         make_detector("yunet", model_path=None, cache_dir=tmp_path, notice=pytest.fail)

@@ -1,4 +1,5 @@
-"""Live sources against real local servers: RTSP (ffmpeg + a small RTSP server) and HTTP.
+"""Live sources against real local servers: RTSP (ffmpeg + a small RTSP server), HTTP, and
+MPEG-TS pushed over UDP by ffmpeg.
 
 The CLI tests run ``python -m dfstream`` with the untrained model, ``--detector none`` and a low
 analysis rate so that ResNeXt50 on a CPU keeps up; outages are real (the server process group is
@@ -20,8 +21,7 @@ from typing import Any
 import pytest
 
 from dfstream.errors import SourceError
-from dfstream.live import LiveSource
-from dfstream.livespec import LiveSettings
+from dfstream.sources import LiveSettings, LiveSource, parse_source
 from tests.live_servers import (
     REPO_ROOT,
     black_hole,
@@ -29,6 +29,7 @@ from tests.live_servers import (
     http_server,
     make_hls,
     rtsp_server,
+    udp_sender,
     wait_for,
 )
 from tests.media import write_clip
@@ -199,7 +200,7 @@ def test_open_failures_are_one_line_within_the_open_timeout(
         }[case]
         start = time.monotonic()
         with pytest.raises(SourceError) as info:
-            LiveSource.open(spec, stream_id="s", settings=FAST)
+            LiveSource.open(parse_source(spec), stream_id="s", settings=FAST)
         elapsed = time.monotonic() - start
     message = str(info.value)
     assert elapsed < FAST.open_timeout + 1.0, f"{case} took {elapsed:.1f} s"
@@ -220,7 +221,10 @@ def test_stall_is_detected_and_reconnected(live_clip: Path, tmp_path: Path) -> N
     count = [0]
     with rtsp_server(live_clip, tmp_path) as server:
         source = LiveSource.open(
-            server.url(), stream_id="s", settings=FAST, on_status=lambda *s: statuses.append(s)
+            parse_source(server.url()),
+            stream_id="s",
+            settings=FAST,
+            on_status=lambda *s: statuses.append(s),
         )
         reader = threading.Thread(target=_collect, args=(source, statuses, count), daemon=True)
         reader.start()
@@ -245,7 +249,10 @@ def test_reconnect_limit_gives_up_with_one_line(live_clip: Path, tmp_path: Path)
     settings = LiveSettings(open_timeout=1.0, read_timeout=1.0, reconnect=2, backoff_base=0.2)
     with rtsp_server(live_clip, tmp_path) as server:
         source = LiveSource.open(
-            server.url(), stream_id="s", settings=settings, on_status=lambda *s: statuses.append(s)
+            parse_source(server.url()),
+            stream_id="s",
+            settings=settings,
+            on_status=lambda *s: statuses.append(s),
         )
         frames = source.frames()
         next(frames)
@@ -265,7 +272,10 @@ def test_http_progressive_and_hls_play_to_the_end(live_clip: Path, tmp_path: Pat
     with http_server(tmp_path) as base:
         for spec in (f"{base}/clip.mp4", f"{base}/hls/index.m3u8"):
             with LiveSource.open(
-                spec, stream_id=spec, settings=FAST, on_status=lambda *s: statuses.append(s)
+                parse_source(spec),
+                stream_id=spec,
+                settings=FAST,
+                on_status=lambda *s: statuses.append(s),
             ) as source:
                 assert source.live is False  # a file over HTTP is analysed losslessly
                 assert source.media_duration_s == pytest.approx(4.0, abs=0.2)
@@ -274,5 +284,34 @@ def test_http_progressive_and_hls_play_to_the_end(live_clip: Path, tmp_path: Pat
             times = [f.pts_seconds for f in frames]
             assert times == sorted(times) and times[-1] == pytest.approx(99 / 25, abs=0.05)
         with pytest.raises(SourceError, match="404"):
-            LiveSource.open(f"{base}/missing.mp4", stream_id="m", settings=FAST)
+            LiveSource.open(parse_source(f"{base}/missing.mp4"), stream_id="m", settings=FAST)
     assert statuses == []  # the end of a file over HTTP is the end, not an outage
+
+
+def test_udp_mpegts_push_outage_and_sigint(live_clip: Path, tmp_path: Path) -> None:
+    """An encoder pushing MPEG-TS to dfstream over UDP (ffmpeg here): frames are scored, the
+    sender going silent is a stall, its return a reconnect, and Ctrl-C ends the run."""
+    with udp_sender(live_clip) as sender:
+        stream = sender.url
+        cli = Cli(tmp_path, [stream], "--analysis-fps", "5")
+        try:
+            assert wait_for(lambda: len(cli.of("score", stream)) >= 2, 90), cli.outputs()
+            assert _states(cli, stream)[0] == "connected"
+            sender.kill()
+            assert wait_for(lambda: "stalled" in _states(cli, stream), 15), cli.outputs()
+            sender.start()
+            assert wait_for(lambda: _states(cli, stream)[-1:] == ["connected"], 30), cli.outputs()
+            before = len(cli.of("score", stream))
+            assert wait_for(lambda: len(cli.of("score", stream)) > before + 1, 30)
+            assert cli.process.poll() is None, "a live run must not end on its own"
+            elapsed = cli.interrupt()
+        finally:
+            cli.kill()
+    assert elapsed < 5.0, f"exit took {elapsed:.1f} s after SIGINT"
+    assert cli.process.returncode == 130
+    states = _states(cli, stream)
+    outage = states[states.index("stalled") :]
+    assert outage[1] == "reconnecting" and "connected" in outage and states[-1] == "ended"
+    (summary,) = cli.of("summary")
+    assert summary["stream"] == stream and summary["live"] is True
+    assert summary["reconnects"] >= 1 and summary["error"] is None

@@ -10,17 +10,19 @@ import pytest
 
 from dfstream.cli.analyze import build_parser, config_from_args
 from dfstream.errors import SourceError, UsageError
-from dfstream.live import Backoff, safe_message
-from dfstream.livespec import (
-    LiveSettings,
-    is_live_spec,
-    live_input,
-    parse_reconnect,
-    read_source_list,
-    webcam_input,
-)
 from dfstream.pipeline.fair import FairGather
-from dfstream.sources import open_source, redact
+from dfstream.sources import (
+    Backoff,
+    LiveSettings,
+    SourceKind,
+    open_source,
+    parse_reconnect,
+    parse_source,
+    read_source_list,
+    redact,
+    safe_message,
+)
+from dfstream.sources.ffmpeg import ffmpeg_input, webcam_input
 
 
 @pytest.mark.parametrize(
@@ -36,11 +38,15 @@ from dfstream.sources import open_source, redact
         ("/dev/videos.mp4", False),
         ("clip.mp4", False),
         ("file:///a.mp4", False),
-        ("ftp://h/a.mp4", False),
     ],
 )
 def test_is_live_spec(spec: str, live: bool) -> None:
-    assert is_live_spec(spec) is live
+    assert parse_source(spec).live is live
+
+
+def test_ftp_is_not_a_live_source() -> None:
+    with pytest.raises(SourceError, match="unsupported URL scheme ftp://"):
+        parse_source("ftp://h/a.mp4")
 
 
 @pytest.mark.parametrize(
@@ -72,23 +78,30 @@ def test_missing_webcam_is_one_line_source_error() -> None:
 
 
 def test_rtsp_low_latency_options() -> None:
-    inp = live_input(
-        "rtsp://u:p@h/s", open_timeout=3, read_timeout=7, display=redact("rtsp://u:p@h/s")
-    )
-    assert inp.format == "rtsp" and inp.kind == "rtsp" and not inp.ends_normally
+    inp = ffmpeg_input(parse_source("rtsp://u:p@h/s"), LiveSettings(open_timeout=3, read_timeout=7))
+    assert inp.format == "rtsp" and inp.kind is SourceKind.RTSP and not inp.ends_normally
     assert inp.options["rtsp_transport"] == "tcp"
     assert inp.options["timeout"] == "7000000"  # microseconds
-    assert inp.options["fflags"] == "nobuffer" and inp.options["flags"] == "low_delay"
+    # Issue 13: fflags=nobuffer drops the keyframe a session starts with (corrupt frames).
+    assert "fflags" not in inp.options and inp.options["flags"] == "low_delay"
     assert int(inp.options["probesize"]) <= 1_000_000
     assert inp.display == "rtsp://***@h/s"
 
 
 def test_http_and_hls_inputs() -> None:
-    progressive = live_input("http://h/a.mp4", open_timeout=1, read_timeout=2, display="x")
-    assert progressive.kind == "http" and progressive.format is None
+    settings = LiveSettings(open_timeout=1, read_timeout=2)
+    progressive = ffmpeg_input(parse_source("http://h/a.mp4"), settings)
+    assert progressive.kind is SourceKind.HTTP and progressive.format is None
     assert progressive.options["rw_timeout"] == "2000000" and progressive.ends_normally
-    hls = live_input("https://h/live.m3u8?token=1", open_timeout=1, read_timeout=2, display="x")
-    assert hls.kind == "hls" and hls.format == "hls"
+    hls = ffmpeg_input(parse_source("https://h/live.m3u8?token=1"), settings)
+    assert hls.kind is SourceKind.HLS and hls.format == "hls"
+
+
+def test_udp_input_reads_mpegts_with_a_timeout() -> None:
+    inp = ffmpeg_input(parse_source("udp://0.0.0.0:5000"), LiveSettings(read_timeout=4))
+    assert inp.kind is SourceKind.UDP and inp.format == "mpegts" and not inp.ends_normally
+    assert inp.url == "udp://0.0.0.0:5000" and inp.options["timeout"] == "10000000"
+    assert inp.options["overrun_nonfatal"] == "1"
 
 
 def test_read_source_list(tmp_path: Path) -> None:

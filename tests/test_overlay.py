@@ -22,6 +22,7 @@ from dfstream.sinks.overlay_draw import (
     strip_height,
 )
 from dfstream.sinks.overlay_encode import VideoEncoder
+from dfstream.sources import parse_source
 from dfstream.types import Frame, ScoreEvent
 from tests.media import write_clip
 
@@ -140,8 +141,11 @@ def test_watermark_marks_the_corner() -> None:
 
 
 def test_overlay_paths_one_per_source() -> None:
-    assert overlay_paths(Path("o/out.mp4"), ["a.mp4"]) == [Path("o/out.mp4")]
-    assert overlay_paths(Path("o/out.mp4"), ["x/a.mp4", "y/a.mp4", "b.mkv"]) == [
+    def paths(texts: list[str]) -> list[Path]:
+        return overlay_paths(Path("o/out.mp4"), [parse_source(t) for t in texts])
+
+    assert paths(["a.mp4"]) == [Path("o/out.mp4")]
+    assert paths(["x/a.mp4", "y/a.mp4", "b.mkv"]) == [
         Path("o/out-a.mp4"),
         Path("o/out-a-1.mp4"),
         Path("o/out-b.mp4"),
@@ -215,7 +219,7 @@ class _RecordingWriter(OverlayWriter):
     """An OverlayWriter that records what it would draw instead of encoding."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(None, source="synthetic", **kwargs)  # type: ignore[arg-type]
+        super().__init__(None, source=parse_source("synthetic"), **kwargs)  # type: ignore[arg-type]
         self.drawn: list[tuple[int, list[FaceMark]]] = []
 
     def _begin(self, frame: Frame, timing: object) -> Timeline:  # type: ignore[override]

@@ -17,6 +17,7 @@ from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
 from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.pipeline.windows import WindowCache
 from dfstream.sinks.base import Sink
+from dfstream.sources import parse_source
 from dfstream.types import Event, ScoreEvent, StreamSummary, Verdict, VerdictEvent
 
 
@@ -179,7 +180,7 @@ def _run(
     backend = CountingBackend(ModelSpec(input_size=32))
     sink = Collect()
     pipeline = Pipeline(
-        specs,
+        [parse_source(s) for s in specs],
         backend=backend,
         detector_factory=WholeFrameDetector,
         settings=settings,

@@ -38,8 +38,8 @@ def _score(stream: str, track: int, frame: int, score: float, latency: float) ->
 
 def _summary(stream: str, verdict: Verdict, score: float | None) -> StreamSummary:
     return StreamSummary(
-        stream_id=stream, source=stream, verdict=verdict, score=score, frames_decoded=100,
-        frames_analyzed=100, crops_embedded=80, windows_scored=12,
+        stream_id=stream, source=stream, name=stream, verdict=verdict, score=score,
+        frames_decoded=100, frames_analyzed=100, crops_embedded=80, windows_scored=12,
         tracks=(TrackSummary(0, 10, 0.8, 0.9, 0.0, 3.0),), duration_s=2.0,
         media_duration_s=4.0, untrained=False,
     )  # fmt: skip

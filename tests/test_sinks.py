@@ -148,7 +148,8 @@ def test_exit_code_order(
     from dfstream.types import Verdict
 
     summary = StreamSummary(
-        stream_id="s", source="s", verdict=Verdict.FAKE if fake else Verdict.REAL, score=0.5,
+        stream_id="s", source="s", name="s", verdict=Verdict.FAKE if fake else Verdict.REAL,
+        score=0.5,
         frames_decoded=1, frames_analyzed=1, crops_embedded=1, windows_scored=1, tracks=(),
         duration_s=1.0, media_duration_s=1.0, untrained=False,
         error="s: broken" if source_error else None,

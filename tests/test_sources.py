@@ -97,7 +97,7 @@ def test_folder_expansion(tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "readme.txt").write_text("nothing to see")
 
-    got = expand_sources(["rtsp://cam/1", str(root), "file.mp4", str(empty)])
+    got = [s.text for s in expand_sources(["rtsp://cam/1", str(root), "file.mp4", str(empty)])]
 
     videos = [str(root / n) for n in ("a/x.webm", "b/deeper/z.MKV", "b/y.mp4", "top.mov")]
     assert got == ["rtsp://cam/1", *videos, "file.mp4", str(empty)]

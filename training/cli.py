@@ -19,6 +19,8 @@ from rich.console import Console
 
 from dfstream.errors import DfstreamError, UsageError
 from dfstream.faces import default_model_cache
+from dfstream.model.backbones import backbone_names, get_backbone
+from dfstream.model.spec import DEFAULT_BACKBONE
 
 EXIT_CODES = """exit codes:
   0 done   2 usage error   3 unreadable video   4 weights missing/unfit
@@ -97,13 +99,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a checkpoint from a crop cache")
     p.add_argument("cache", type=Path, metavar="CACHE")
     p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    p.add_argument("--backbone", choices=("resnext50", "small"), default="resnext50")
+    p.add_argument(
+        "--backbone",
+        choices=backbone_names(),
+        default=DEFAULT_BACKBONE,
+        help="; ".join(
+            f"{get_backbone(n).name}: {get_backbone(n).description}" for n in backbone_names()
+        )
+        + f" ({DEFAULT_BACKBONE})",
+    )
     p.add_argument("--epochs", type=_positive, default=10)
     p.add_argument("--max-steps", type=_positive, default=None, help="stop after N steps")
     p.add_argument("--batch", type=_positive, default=8, help="windows per step (8)")
     p.add_argument("--window", type=_positive, default=None, help="T (default: run length)")
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--pretrained", action="store_true", help="ImageNet init (needs network)")
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="ImageNet init of the backbone: "
+        + "; ".join(
+            f"{n} from {get_backbone(n).imagenet_source}"
+            for n in backbone_names()
+            if get_backbone(n).imagenet is not None
+        ),
+    )
+    p.add_argument(
+        "--pretrained-file",
+        type=Path,
+        metavar="FILE",
+        help="ImageNet init from this state dict instead (implies --pretrained)",
+    )
     p.add_argument("--sbi", action="store_true", help="train from REAL videos + self-blends")
     p.add_argument("--split", default="train", help="split to train on, or 'all' (train)")
     p.add_argument("--val-split", default="val", help="split for per-epoch metrics (val)")

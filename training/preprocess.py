@@ -1,8 +1,8 @@
 """``preprocess``: cut face crops from every video of a manifest into a ``CropCache``.
 
-Crops are made exactly as ``dfstream`` serves them: PyAV decoding through ``dfstream.sources``,
-the detector from ``dfstream.faces.make_detector`` run every ``detect_every`` frames, the
-``IouTracker`` in between and ``crop_face`` with the model's margin, size and colour order.
+Crops are made exactly as ``dfstream`` serves them: PyAV decoding through ``dfstream.sources``
+and the same ``dfstream.faces.FaceAnalyzer`` (the detector from ``make_detector`` run every
+``detect_every`` frames, the IoU tracker in between, the model's margin, size and colour order).
 
 Per video, ``frames`` frames are taken as evenly spaced runs of ``run_length`` consecutive
 frames (``run_length 1``: evenly spaced single frames), so that training windows of up to
@@ -28,8 +28,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dfstream.errors import DfstreamError
-from dfstream.faces import FaceDetector, IouTracker, crop_face, make_detector, square_box
+from dfstream.faces import (
+    AnalyzerSettings,
+    FaceAnalyzer,
+    FaceDetector,
+    make_detector,
+    margin_for_detector,
+)
 from dfstream.sources import FileSource
+from dfstream.types import FaceCrop
 from training.cache import CropCache, CropSettings, video_key
 from training.manifest import Entry
 
@@ -75,24 +82,33 @@ def sample_plan(total: int, frames: int, run_length: int) -> dict[int, int]:
     return plan
 
 
-def _crop_landmarks(
-    landmarks: np.ndarray | None, square: tuple[int, int, int, int], size: int
-) -> np.ndarray:
-    if landmarks is None:
+def analyzer_settings(settings: CropSettings) -> AnalyzerSettings:
+    """The ``FaceAnalyzer`` settings that cut a cache's crops: the model's crop rule, every
+    frame handed to it analysed, the detector every ``detect_every`` frames of a run."""
+    return AnalyzerSettings(
+        crop_margin=margin_for_detector(settings.detector, settings.margin),
+        crop_size=settings.size,
+        color_order=settings.color_order,
+        detect_every=settings.detect_every,
+    )
+
+
+def _landmarks(crop: FaceCrop) -> np.ndarray:
+    if crop.landmarks is None:
         return np.full((5, 2), np.nan, np.float32)
-    left, top, right, _ = square
-    scale = size / (right - left)
-    return ((landmarks - np.array([left, top], np.float32)) * scale).astype(np.float32)
+    return crop.landmarks
 
 
 def extract(path: Path, detector: FaceDetector, settings: CropSettings) -> dict[str, np.ndarray]:
-    """Crops and per-crop metadata of one video (see ``training.cache`` for the arrays)."""
-    margin = 0.0 if settings.detector == "none" else settings.margin
-    tracker = IouTracker(iou_threshold=0.3, max_misses=3)
-    rows: dict[str, list[np.ndarray | int]] = {
-        k: [] for k in ("crops", "frame_index", "track", "run", "boxes", "landmarks")
-    }
-    previous_run, position = -1, 0
+    """Crops and per-crop metadata of one video (see ``training.cache`` for the arrays).
+
+    Only the frames of the sample plan reach the analyzer; its detector cadence restarts at the
+    first frame of each run, and its tracks carry on across runs.
+    """
+    analyzer = FaceAnalyzer(detector, analyzer_settings(settings), stream_id=str(path))
+    crops: list[FaceCrop] = []
+    runs: list[int] = []
+    previous_run = -1
     with FileSource.open(path, stream_id=str(path)) as source:  # validates: one-line errors
         plan = sample_plan(count_frames(path), settings.frames, settings.run_length)
         last = max(plan) if plan else -1
@@ -102,34 +118,20 @@ def extract(path: Path, detector: FaceDetector, settings: CropSettings) -> dict[
             run = plan.get(frame.index)
             if run is None:
                 continue
-            position = 0 if run != previous_run else position + 1
-            previous_run = run
-            if position % settings.detect_every == 0:
-                tracker.update(detector.detect(frame.image_bgr))
-            for track in tracker.tracks():
-                image = frame.image_bgr
-                square = square_box(track.box, margin=margin, image_shape=image.shape)
-                crop = crop_face(
-                    image,
-                    track.box,
-                    margin=margin,
-                    size=settings.size,
-                    color_order=settings.color_order,
-                )
-                rows["crops"].append(crop)
-                rows["frame_index"].append(frame.index)
-                rows["track"].append(track.track_id)
-                rows["run"].append(run)
-                rows["boxes"].append(np.array(track.box, np.float32))
-                rows["landmarks"].append(_crop_landmarks(track.landmarks, square, settings.size))
+            if run != previous_run:
+                analyzer.restart_cadence()
+                previous_run = run
+            found = analyzer.analyze(frame).crops
+            crops.extend(found)
+            runs.extend([run] * len(found))
     s = settings.size
     return {
-        "crops": np.stack(rows["crops"]) if rows["crops"] else np.zeros((0, s, s, 3), np.uint8),
-        "frame_index": np.array(rows["frame_index"], np.int32),
-        "track": np.array(rows["track"], np.int32),
-        "run": np.array(rows["run"], np.int32),
-        "boxes": np.array(rows["boxes"], np.float32).reshape(-1, 4),
-        "landmarks": np.array(rows["landmarks"], np.float32).reshape(-1, 5, 2),
+        "crops": np.stack([c.crop for c in crops]) if crops else np.zeros((0, s, s, 3), np.uint8),
+        "frame_index": np.array([c.frame_index for c in crops], np.int32),
+        "track": np.array([c.track_id for c in crops], np.int32),
+        "run": np.array(runs, np.int32),
+        "boxes": np.array([c.box for c in crops], np.float32).reshape(-1, 4),
+        "landmarks": np.array([_landmarks(c) for c in crops], np.float32).reshape(-1, 5, 2),
     }
 
 

@@ -24,7 +24,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dfstream.errors import UsageError, WeightsError
+from dfstream.faces import margin_for_detector
 from dfstream.model import DeepfakeNet, ModelSpec, native_spec, save_checkpoint
+from dfstream.model.backbones import get_backbone
 from training.augment import AugmentSettings
 from training.cache import CropCache
 from training.data import WindowDataset, balanced_sampler
@@ -32,24 +34,24 @@ from training.evaluate import pick_device, score_videos
 from training.metrics import compute_metrics
 
 
-def load_imagenet(model: DeepfakeNet, notice: Callable[[str], None]) -> bool:
-    """Initialise the backbone with torchvision's ImageNet weights (downloaded once into
-    torch's cache); when they cannot be had, say so in one line and keep the random init."""
-    from torchvision import models
-
-    if model.spec.backbone == "resnext50":
-        weights: Any = models.ResNeXt50_32X4D_Weights.IMAGENET1K_V2
-        net: nn.Module = models.resnext50_32x4d(weights=None)
-    else:
-        weights = models.ResNet18_Weights.IMAGENET1K_V1
-        net = models.resnet18(weights=None)
+def load_imagenet(
+    model: DeepfakeNet, notice: Callable[[str], None], *, file: Path | None = None
+) -> bool:
+    """Initialise the trunk with its backbone's ImageNet weights, as the registry says where
+    they come from (``file`` overrides). Weights that must be downloaded (torchvision's) and
+    cannot be had are one notice and the random init is kept; weights that an installed
+    package ships (EfficientNet-Lite0's), or an explicit ``file``, are an error when missing."""
+    entry = get_backbone(model.spec.backbone)
+    if entry.imagenet is None:
+        raise UsageError(f"--pretrained: backbone {entry.name} has no ImageNet weights")
     try:
-        net.load_state_dict(weights.get_state_dict(progress=False, check_hash=True))
-    except Exception as exc:  # noqa: BLE001 - offline, proxy, corrupt download: all the same
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        notice(f"ImageNet weights unavailable ({reason}); starting from random initialisation")
+        entry.imagenet(model.model, file)
+    except WeightsError as exc:
+        if file is not None or not entry.imagenet_source.startswith("torchvision"):
+            raise
+        notice(f"{exc}; starting from random initialisation")
         return False
-    model.model.load_state_dict(nn.Sequential(*list(net.children())[:-2]).state_dict())
+    notice(f"ImageNet weights for {entry.name} from {file or entry.imagenet_source}")
     return True
 
 
@@ -67,11 +69,10 @@ def _spec_for(args: argparse.Namespace, cache: CropCache) -> ModelSpec:
             f"--window {window}: the cache holds runs of {settings.run_length} consecutive "
             "frames; preprocess with --run-length >= the window"
         )
-    margin = 0.0 if settings.detector == "none" else settings.margin
     return native_spec(
         backbone=args.backbone,
         input_size=settings.size,
-        crop_margin=margin,
+        crop_margin=margin_for_detector(settings.detector, settings.margin),
         color_order=settings.color_order,
         window=window,
     )
@@ -135,8 +136,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     val_videos = [] if overlap else cache.select(args.val_split)
     device = pick_device(args.device)
     model = DeepfakeNet(spec)
-    if args.pretrained and not args.resume:
-        load_imagenet(model, notice)
+    if (args.pretrained or args.pretrained_file) and not args.resume:
+        load_imagenet(model, notice, file=args.pretrained_file)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

@@ -15,6 +15,7 @@ from pathlib import Path
 from dfstream.backends.base import InferenceBackend
 from dfstream.errors import UsageError
 from dfstream.model.checkpoint import LoadedModel
+from dfstream.sources import SourceSpec
 
 BACKENDS = ("auto", "torch", "onnx", "tensorrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -35,7 +36,7 @@ def create_backend(
     threads: int | None = None,
     onnx_cache: Path | None = None,
     engine_dir: Path | None = None,
-    sources: Sequence[str] = (),
+    sources: Sequence[SourceSpec] = (),
     batch: int = 16,
     cuda_graphs: bool = False,
     notice: Callable[[str], None] = lambda _msg: None,

@@ -34,25 +34,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dfstream.sources import SourceSpec
+
 # From benchmarks/results/backends-cpu.md: on the 2-core AVX512-BF16 CPU torch bf16 overtakes
 # ONNX Runtime fp32 between batch 2 and 4 (with 1 thread on the busy machine; the issue's quiet
 # figures put the crossover below batch 8 as well).
 BF16_MIN_BATCH = 4
 # Above this 1-minute load average per core the CPU counts as busy (see the module docstring).
 BUSY_LOAD_PER_CORE = 1.0
-
-LIVE_PREFIXES = (
-    "rtsp://",
-    "rtsps://",
-    "rtmp://",
-    "http://",
-    "https://",
-    "udp://",
-    "tcp://",
-    "srt://",
-    "webcam",
-    "/dev/video",
-)
 
 
 @dataclass(frozen=True)
@@ -77,15 +66,9 @@ class Facts:
     load_per_core: float = 0.0  # 1-minute load average / logical cores, before the run
 
 
-def is_live(spec: str) -> bool:
-    """True for camera and network sources (anything that is not a local file or folder)."""
-    lowered = spec.lower()
-    return lowered.startswith(LIVE_PREFIXES) or ("://" in spec and not lowered.startswith("file:"))
-
-
-def expected_batch(sources: Sequence[str], batch: int) -> int:
+def expected_batch(sources: Sequence[SourceSpec], batch: int) -> int:
     """The CNN batch size the pipeline will mostly run (see the module docstring)."""
-    live = sum(1 for s in sources if is_live(s))
+    live = sum(1 for s in sources if s.live)
     if live == 0:
         return batch
     return max(1, min(batch, live))
@@ -169,7 +152,7 @@ def choose(facts: Facts, *, device: str, batch: int, precision: str = "auto") ->
 def auto_choice(
     *,
     device: str,
-    sources: Sequence[str],
+    sources: Sequence[SourceSpec],
     batch: int,
     precision: str = "auto",
     facts: Facts | None = None,

@@ -26,7 +26,7 @@ import torch
 from dfstream.backends.base import InferenceBackend
 from dfstream.errors import BackendUnavailable, UsageError
 from dfstream.model.checkpoint import LoadedModel
-from dfstream.model.network import DeepfakeNet, preprocess
+from dfstream.model.network import DeepfakeNet, normalize_crops, preprocess
 from dfstream.model.spec import ModelSpec
 
 TorchPrecision = Literal["fp32", "bf16", "fp16"]
@@ -75,7 +75,8 @@ class DeviceCrops:
     """uint8 crops -> normalised (N, 3, S, S) float32 channels_last CUDA tensor.
 
     Crops travel as uint8 (4x less than float) through a reused pinned host buffer with a
-    non-blocking copy, and are normalised on the GPU with the same formula as ``preprocess``.
+    non-blocking copy, and are normalised on the GPU by ``normalize_crops``, as ``preprocess``
+    does on the CPU.
     Callers read results back with a synchronising ``.cpu()``, so the buffer is free again by
     the next call.
     """
@@ -83,8 +84,6 @@ class DeviceCrops:
     def __init__(self, spec: ModelSpec, device: torch.device) -> None:
         self.spec = spec
         self.device = device
-        self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
         self._pinned: torch.Tensor | None = None
 
     def upload(self, crops: np.ndarray, *, channels_last: bool = True) -> torch.Tensor:
@@ -99,8 +98,7 @@ class DeviceCrops:
             self._pinned = self._pinned.pin_memory()
         host = self._pinned[:n]
         host.copy_(torch.from_numpy(np.ascontiguousarray(crops)))
-        images = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        images = (images / 255.0 - self.mean) / self.std
+        images = normalize_crops(host.to(self.device, non_blocking=True), self.spec)
         if not channels_last:
             return images.contiguous()
         return images.contiguous(memory_format=torch.channels_last)

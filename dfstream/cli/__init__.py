@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "engine": "dfstream.cli.engine",
     "doctor": "dfstream.cli.doctor",
     "scan": "dfstream.cli.scan",
+    "gui": "dfstream.cli.gui",
 }
 """Commands besides analysis: name -> module with ``main(argv) -> int``."""
 

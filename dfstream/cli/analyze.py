@@ -43,6 +43,7 @@ other commands:
   dfstream doctor            versions, devices, and which backends work here (and why not)
   dfstream scan SOURCE...    analyse an archive, each video once, resumable; --ray for a
                              Ray cluster (see dfstream scan --help)
+  dfstream gui [SOURCE...]   the desktop app: pick videos, photos, a folder or a stream
   dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
                              on a generated clip (see dfstream bench --help)
 """
@@ -50,7 +51,7 @@ other commands:
 
 
 def _reconnect(text: str) -> int | None:
-    from dfstream.livespec import parse_reconnect
+    from dfstream.sources import parse_reconnect
 
     try:
         return parse_reconnect(text)
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="SOURCE",
         help="video file, folder of videos, rtsp:// rtsps:// http(s):// URL (HLS .m3u8 too), "
-        "or webcam, webcam:N, /dev/videoN",
+        "udp://HOST:PORT (MPEG-TS), or webcam, webcam:N, /dev/videoN",
     )
     p.add_argument(
         "--sources",
@@ -161,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-fake", action="store_true", help="exit 1 when any source is judged FAKE"
     )
     live = p.add_argument_group(
-        "live sources (RTSP, HTTP/HLS, webcams)",
-        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), webcam, webcam:N,\n"
-        "/dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
+        "live sources (RTSP, HTTP/HLS, UDP, webcams)",
+        "Sources: rtsp:// rtsps:// http(s):// (files, HLS .m3u8), udp:// (MPEG-TS), webcam,\n"
+        "webcam:N, /dev/videoN (v4l2; avfoundation on macOS; dshow on Windows: webcam:NAME).\n"
         "Live frames wait in a small queue that drops the oldest frame when analysis\n"
         "falls behind (files never drop); live sources are analysed at 10 fps unless\n"
         "--analysis-fps is given. A source that fails at start-up is reported and\n"
@@ -188,6 +189,32 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--rtsp-transport", choices=("tcp", "udp"), default="tcp",
         help="RTP transport for rtsp:// (default tcp: no packet loss through NAT/firewalls)",
+    )  # fmt: skip
+    ops = p.add_argument_group(
+        "operations: metrics and alerts",
+        "Prometheus metrics per stream (frames, corrupt frames, reconnects, state, verdict,\n"
+        "score, latency, batch sizes) and one alert per FAKE episode, with a JPEG of the face\n"
+        "(see the README, 'Metrics and alerts').",
+    )
+    ops.add_argument(
+        "--metrics-port", type=int, metavar="N",
+        help="serve Prometheus metrics on http://HOST:N/metrics (0 = any free port)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="address the metrics server binds (default 127.0.0.1: the metrics name sources)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--webhook", metavar="URL",
+        help="POST a JSON alert to URL when a stream's verdict turns FAKE",
+    )  # fmt: skip
+    ops.add_argument(
+        "--mqtt", metavar="URL",
+        help="publish the same alert to mqtt://[user:pass@]host[:port]/topic (QoS 1)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--alert-recover", action="store_true",
+        help="also alert when a FAKE stream's verdict changes back",
     )  # fmt: skip
     cluster = p.add_argument_group(
         "on a Ray cluster (pip install 'dfstream[ray]'; see docs/scale-out.md)",
@@ -221,12 +248,24 @@ def _place_rule(text: str) -> object:
 
 def outputs_from_args(args: argparse.Namespace) -> OutputConfig:
     """The run's outputs from parsed arguments."""
-    return OutputConfig(jsonl=args.jsonl, overlay=args.overlay, report=args.report)
+    try:
+        return OutputConfig(
+            jsonl=args.jsonl,
+            overlay=args.overlay,
+            report=args.report,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+            webhook=args.webhook,
+            mqtt=args.mqtt,
+            alert_recover=args.alert_recover,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
     """The run's frozen analysis config from parsed arguments."""
-    from dfstream.livespec import read_source_list
+    from dfstream.sources import read_source_list
 
     sources = list(args.sources)
     if args.source_list is not None:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dfstream.errors import ExitCode, UsageError, WeightsError
-from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
+
+if TYPE_CHECKING:  # torch is imported only when a command loads a model
+    from dfstream.model.checkpoint import LoadedModel
 
 EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
-    f"  {int(code):<4} {(code.__doc__ or '').strip()}" for code in ExitCode
+    f"  {int(code):<4} {code.meaning}" for code in ExitCode
 )
 
 
@@ -74,6 +76,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def model_from_args(args: argparse.Namespace) -> LoadedModel:
     """The model named by ``add_model_arguments`` flags."""
+    from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
+
     if args.window is not None and args.window < 1:
         raise UsageError(f"--window: expected a whole number >= 1 but got {args.window}")
     if args.weights is not None:

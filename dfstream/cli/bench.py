@@ -23,7 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from dfstream.api import Analysis
-from dfstream.benchkit import (
+from dfstream.cli.args import Parser, positive_float, positive_int
+from dfstream.config import AnalysisConfig
+from dfstream.errors import OutputError, UsageError
+from dfstream.sources import open_source
+from dfstream.tools.benchkit import (
     BENCH_MODELS,
     ResourceClock,
     ScoreCollector,
@@ -34,11 +38,7 @@ from dfstream.benchkit import (
     paced_opener,
     stage_metrics,
 )
-from dfstream.cli.args import Parser, positive_float, positive_int
-from dfstream.config import AnalysisConfig
-from dfstream.errors import OutputError, UsageError
-from dfstream.sources import open_source
-from dfstream.synth import write_synthetic_clip
+from dfstream.tools.synth import write_synthetic_clip
 
 CLIP_SIZE = (320, 240)
 CLIP_FPS = 25

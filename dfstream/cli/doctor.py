@@ -135,8 +135,9 @@ def backend_statuses() -> list[BackendStatus]:
 def report() -> dict[str, Any]:
     """Everything doctor prints, as plain data."""
     from dfstream.backends.select import auto_choice, describe_rule
+    from dfstream.sources import parse_source
 
-    choice = auto_choice(device="auto", sources=("video.mp4",), batch=16)
+    choice = auto_choice(device="auto", sources=(parse_source("video.mp4"),), batch=16)
     return {
         "versions": versions(),
         "devices": devices(),

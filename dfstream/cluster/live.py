@@ -128,9 +128,13 @@ class RayAnalysis:
             sid = _unique(redact(source), taken)
             taken.append(sid)
             self._streams.append(_Stream(source, sid, placement_for(source, tuple(placement))))
-        self.sinks = SinkGroup(
-            [*open_early_sinks(self.outputs), *sinks], on_failure=on_sink_failure
-        )
+        opened = open_early_sinks(self.outputs)
+        try:
+            opened += self._event_sinks()
+        except BaseException:
+            SinkGroup(opened).close()
+            raise
+        self.sinks = SinkGroup([*opened, *sinks], on_failure=on_sink_failure)
         self._report_pending = self.outputs.report is not None
         self._stop = threading.Event()
         self._stop_sent_at: float | None = None
@@ -139,6 +143,42 @@ class RayAnalysis:
         self._summaries: list[StreamSummary] = []
         self._error: BaseException | None = None
         self._result: RunResult | None = None
+
+    def _event_sinks(self) -> list[Sink]:
+        """Metrics and alerts, served and sent from the driver (as ``open_run_sinks`` opens
+        them for a local run). The frames stay on the nodes: alerts carry no face snapshot,
+        and the metrics have no CNN batch sizes."""
+        from dfstream.pipeline.stats import BatchStats
+        from dfstream.sinks.alert_transports import open_transport
+        from dfstream.sinks.alerts import AlertSink
+        from dfstream.sinks.metrics import MetricsSink
+
+        outputs, config = self.outputs, self.config
+        sinks: list[Sink] = []
+        try:
+            if outputs.metrics_port is not None:
+                metrics = MetricsSink.open(outputs.metrics_host, outputs.metrics_port)
+                metrics.attach(self.snapshots, BatchStats())
+                sinks.append(metrics)
+                self._notice(f"metrics on {metrics.url}")
+            model = config.weights.name if config.weights else f"untrained (seed {config.seed})"
+            for kind, url in (("webhook", outputs.webhook), ("mqtt", outputs.mqtt)):
+                if url is None:
+                    continue
+                alerts = AlertSink(
+                    open_transport(kind, url),
+                    name=kind,
+                    model=model,
+                    threshold=config.threshold,
+                    recover=outputs.alert_recover,
+                    notice=self._notice,
+                )
+                alerts.start()
+                sinks.append(alerts)
+        except BaseException:
+            SinkGroup(sinks).close()
+            raise
+        return sinks
 
     # -- the Analysis surface -------------------------------------------------------------
 

@@ -1,6 +1,16 @@
-"""Faces: detect them (YuNet, Haar, whole frame), track them with stable ids, crop them."""
+"""Faces: detect them (YuNet, Haar, whole frame), track them with stable ids, crop them, and
+``FaceAnalyzer``, which does all three for one stream."""
 
-from dfstream.faces.crop import ColorOrder, crop_face, square_box
+from dfstream.faces.analyzer import (
+    IOU_THRESHOLD,
+    LIVE_ANALYSIS_FPS,
+    MAX_MISSES,
+    AnalyzerSettings,
+    FaceAnalyzer,
+    FrameAnalysis,
+    margin_for_detector,
+)
+from dfstream.faces.crop import ColorOrder, crop_face, crop_landmarks, square_box
 from dfstream.faces.detect import (
     DetectorError,
     DetectorKind,
@@ -15,19 +25,27 @@ from dfstream.faces.detect import (
 from dfstream.faces.track import IouTracker, Track, iou
 
 __all__ = [
+    "IOU_THRESHOLD",
+    "LIVE_ANALYSIS_FPS",
+    "MAX_MISSES",
+    "AnalyzerSettings",
     "ColorOrder",
     "DetectorError",
     "DetectorKind",
+    "FaceAnalyzer",
     "FaceDetector",
+    "FrameAnalysis",
     "HaarDetector",
     "IouTracker",
     "Track",
     "WholeFrameDetector",
     "YuNetDetector",
     "crop_face",
+    "crop_landmarks",
     "default_model_cache",
     "find_yunet_model",
     "iou",
     "make_detector",
+    "margin_for_detector",
     "square_box",
 ]

@@ -81,3 +81,18 @@ def crop_face(
     if color_order == "RGB":
         square = cv2.cvtColor(square, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(square)
+
+
+def crop_landmarks(
+    landmarks: np.ndarray,
+    box: Box,
+    *,
+    margin: float,
+    size: int,
+    image_shape: tuple[int, ...],
+) -> np.ndarray:
+    """``landmarks`` ((N, 2) frame pixels) moved into the pixels of ``box``'s crop, float32:
+    where they lie on the ``(size, size)`` crop that ``crop_face`` cuts with ``margin``."""
+    left, top, right, _ = square_box(box, margin=margin, image_shape=image_shape)
+    scale = size / (right - left)
+    return ((landmarks - np.array([left, top], np.float32)) * scale).astype(np.float32)

@@ -1,7 +1,8 @@
 """Face detectors: find face boxes (and landmarks where available) in a full BGR frame.
 
-Three implementations behind one small interface: YuNet (OpenCV's ONNX face detector, the
-default when its model file is available), Haar cascades (shipped with OpenCV, no download) and
+Three implementations behind one small interface: YuNet (OpenCV's ONNX face detector, shipped
+inside the package as ``models/face_detection_yunet_2026may.onnx`` with its MIT licence, so it is
+the default on a fresh install), Haar cascades (shipped with OpenCV, no download) and
 a whole-frame detector for videos that are already cropped to one face. ``make_detector`` picks
 one from the ``--detector`` choice. A detector instance is not thread-safe: use one per thread.
 """
@@ -21,6 +22,9 @@ from dfstream.types import Detection
 
 YUNET_PATTERN = "face_detection_yunet*.onnx"
 """File names the YuNet model is looked up under in the model cache."""
+
+SHIPPED_YUNET = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2026may.onnx"
+"""The YuNet model that ships with dfstream (OpenCV model zoo, MIT; ``models/LICENCE``)."""
 
 DetectorKind = Literal["auto", "yunet", "haar", "none"]
 
@@ -180,6 +184,11 @@ def find_yunet_model(cache_dir: Path | None) -> Path | None:
     return found[-1] if found else None
 
 
+def shipped_yunet_model() -> Path | None:
+    """The packaged YuNet model, or None when it has been removed from the installation."""
+    return SHIPPED_YUNET if SHIPPED_YUNET.is_file() else None
+
+
 def make_detector(
     kind: DetectorKind,
     *,
@@ -189,9 +198,10 @@ def make_detector(
 ) -> FaceDetector:
     """The detector for a ``--detector`` choice.
 
-    ``auto`` uses YuNet when ``model_path`` is given or a model is in ``cache_dir`` and falls
-    back to Haar with a ``notice``; ``yunet`` without a model is a ``UsageError``; ``none``
-    treats every frame as one face.
+    YuNet's model is ``model_path`` when given, else the newest in ``cache_dir``, else the one
+    shipped with dfstream. ``auto`` falls back to Haar with a ``notice`` when there is none (the
+    shipped file was removed); ``yunet`` without a model is a ``UsageError``; ``none`` treats
+    every frame as one face.
     """
     if kind == "haar":
         return HaarDetector()
@@ -200,6 +210,7 @@ def make_detector(
     if kind not in ("auto", "yunet"):
         raise UsageError(f"unknown detector {kind!r}; choose auto, yunet, haar or none")
     path = model_path if model_path is not None else find_yunet_model(cache_dir)
+    path = path if path is not None else shipped_yunet_model()
     if path is not None:
         return YuNetDetector(path)
     where = f" or put {YUNET_PATTERN} into {cache_dir}" if cache_dir is not None else ""
@@ -208,7 +219,7 @@ def make_detector(
             f"--detector yunet: no YuNet model found; pass --detector-model PATH{where}"
         )
     notice(
-        f"YuNet model not found, using the slower, less reliable Haar detector; "
-        f"pass --detector-model PATH{where}"
+        f"YuNet model not found (the one shipped with dfstream, {SHIPPED_YUNET}, is missing), "
+        f"using the slower, less reliable Haar detector; pass --detector-model PATH{where}"
     )
     return HaarDetector()

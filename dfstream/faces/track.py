@@ -16,6 +16,12 @@ import numpy as np
 
 from dfstream.types import Box, Detection
 
+IOU_THRESHOLD = 0.3
+"""Least box overlap (IoU) for a detection to continue a face track."""
+
+MAX_MISSES = 3
+"""Consecutive detector runs a track survives without being seen; it ends on the next miss."""
+
 
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x1, y1, x2, y2)`` boxes; 0.0 when they do not touch."""
@@ -47,7 +53,9 @@ class Track:
 class IouTracker:
     """Greedy IoU matching of detections to tracks; ids count up from 0 and are never reused."""
 
-    def __init__(self, *, iou_threshold: float = 0.3, max_misses: int = 3) -> None:
+    def __init__(
+        self, *, iou_threshold: float = IOU_THRESHOLD, max_misses: int = MAX_MISSES
+    ) -> None:
         """``iou_threshold``: least overlap for a match; ``max_misses``: misses a track survives."""
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold: expected 0 < value <= 1 but got {iou_threshold}")

@@ -1,5 +1,6 @@
-"""The CNN + LSTM classifier, its metadata and its checkpoint formats."""
+"""The CNN + LSTM classifier, its backbones, its metadata and its checkpoint formats."""
 
+from dfstream.model.backbones import Backbone, backbone_names, get_backbone, register_backbone
 from dfstream.model.checkpoint import (
     LoadedModel,
     load_weights,
@@ -10,14 +11,18 @@ from dfstream.model.network import DeepfakeNet, build_model, preprocess
 from dfstream.model.spec import ModelSpec, compat_spec, native_spec
 
 __all__ = [
+    "Backbone",
     "DeepfakeNet",
     "LoadedModel",
     "ModelSpec",
+    "backbone_names",
     "build_model",
     "compat_spec",
+    "get_backbone",
     "load_weights",
     "native_spec",
     "preprocess",
+    "register_backbone",
     "save_checkpoint",
     "untrained_model",
 ]

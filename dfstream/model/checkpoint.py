@@ -24,8 +24,15 @@ from typing import Any, Literal
 import torch
 
 from dfstream.errors import WeightsError
+from dfstream.model.backbones import backbone_names
 from dfstream.model.network import DeepfakeNet, build_model
-from dfstream.model.spec import FORMAT_VERSION, ModelSpec, compat_spec, compat_window_from_name
+from dfstream.model.spec import (
+    FORMAT_VERSION,
+    ModelSpec,
+    UnknownBackbone,
+    compat_spec,
+    compat_window_from_name,
+)
 
 CHECKPOINT_FORMAT = "dfstream-checkpoint"
 
@@ -96,6 +103,15 @@ def save_checkpoint(
     tmp.replace(path)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dfstream")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "(this build)"
+
+
 def _safe_load(path: Path) -> Any:
     if not path.exists():
         raise WeightsError(f"{path}: no such weights file; {WEIGHTS_HELP}")
@@ -156,6 +172,12 @@ def load_weights(path: Path, *, window: int | None = None) -> LoadedModel:
         try:
             spec = ModelSpec.from_json(str(data["metadata"]))
             info = json.loads(str(data.get("info", "{}")))
+        except UnknownBackbone as exc:
+            raise WeightsError(
+                f"{path}: the checkpoint's backbone {exc.name!r} is not known to dfstream "
+                f"{_version()} (it knows {', '.join(backbone_names())}); use a dfstream "
+                "version that has that backbone"
+            ) from exc
         except (KeyError, ValueError, TypeError) as exc:
             raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
         if window is not None:

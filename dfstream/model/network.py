@@ -1,8 +1,12 @@
 """The CNN + LSTM deepfake classifier, split into ``embed`` (crops -> features) and ``score``
 (windows of features -> P(fake)) so that every crop goes through the CNN exactly once.
 
-Parameter names follow the public ResNeXt50+LSTM checkpoints (``model.*`` for the backbone,
-``lstm.*``, ``linear1.*``) so those state dicts load strictly into the same class.
+The trunk comes from the backbone registry (``dfstream.model.backbones``). Parameter names
+follow the public ResNeXt50+LSTM checkpoints (``model.*`` for the trunk, ``lstm.*``,
+``linear1.*``) so those state dicts load strictly into the same class, whatever the backbone.
+
+``preprocess`` (numpy crops) and ``normalize_crops`` (a uint8 tensor on any device) are the one
+definition of a spec's input normalisation, used by training, evaluation and every backend.
 """
 
 from __future__ import annotations
@@ -11,21 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfstream.model.backbones import get_backbone
 from dfstream.model.spec import ModelSpec
-
-
-def _backbone_trunk(name: str) -> nn.Sequential:
-    # Imported here: torchvision is only needed once a model is built.
-    from torchvision import models
-
-    if name == "resnext50":
-        net: nn.Module = models.resnext50_32x4d(weights=None)
-    elif name == "small":
-        net = models.resnet18(weights=None)
-    else:  # pragma: no cover - ModelSpec validates the name
-        raise ValueError(f"unknown backbone {name!r}")
-    # Everything up to layer4: drop avgpool and fc, as the public checkpoints do.
-    return nn.Sequential(*list(net.children())[:-2])
 
 
 class DeepfakeNet(nn.Module):
@@ -34,7 +25,7 @@ class DeepfakeNet(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.model = _backbone_trunk(spec.backbone)
+        self.model = get_backbone(spec.backbone).build()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.lstm = nn.LSTM(
             spec.feature_dim,
@@ -85,9 +76,18 @@ def build_model(spec: ModelSpec, *, seed: int | None = None) -> DeepfakeNet:
         return DeepfakeNet(spec).eval()
 
 
+def normalize_crops(crops: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """(N, S, S, 3) uint8 tensor (any device) -> (N, 3, S, S) float32 ``(x / 255 - mean) / std``
+    with the spec's mean/std: the normalisation every path applies."""
+    images = crops.permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(spec.mean, dtype=torch.float32, device=crops.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32, device=crops.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def preprocess(crops: np.ndarray, spec: ModelSpec) -> torch.Tensor:
-    """(N, S, S, 3) uint8 crops in the model's colour order -> (N, 3, S, S) float32, scaled to
-    [0, 1] and normalised with the spec's mean/std. The single definition used everywhere."""
+    """(N, S, S, 3) uint8 crops in the model's colour order -> (N, 3, S, S) float32 normalised
+    by ``normalize_crops``. The single definition used by training and serving."""
     if crops.ndim != 4 or crops.shape[3] != 3 or crops.dtype != np.uint8:
         raise ValueError(f"crops: expected (N, S, S, 3) uint8 but got {crops.shape} {crops.dtype}")
     if crops.shape[1] != spec.input_size or crops.shape[2] != spec.input_size:
@@ -95,7 +95,4 @@ def preprocess(crops: np.ndarray, spec: ModelSpec) -> torch.Tensor:
             f"crops: expected {spec.input_size}x{spec.input_size} but got "
             f"{crops.shape[1]}x{crops.shape[2]}"
         )
-    images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((images - mean) / std).contiguous()
+    return normalize_crops(torch.from_numpy(np.ascontiguousarray(crops)), spec).contiguous()

@@ -2,8 +2,10 @@
 
 The spec travels inside every dfstream checkpoint (as JSON) so that crops, normalisation, window
 length and label order are never guessed at serving time. Two presets exist: ``native`` (dfstream's
-own ResNeXt50+LSTM head, trained by ``training/``) and ``compat`` (the public
-``model_*_acc_*_frames_*.pt`` checkpoints, reproduced with their authors' quirks).
+own CNN+LSTM head on any registered backbone, trained by ``training/``, with the backbone's input
+conventions) and ``compat`` (the public ``model_*_acc_*_frames_*.pt`` checkpoints, reproduced with
+their authors' quirks). Backbone names, feature widths and input conventions come from
+``dfstream.model.backbones``.
 """
 
 from __future__ import annotations
@@ -14,21 +16,41 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dfstream.model.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ColorOrder,
+    backbone_names,
+    get_backbone,
+    is_backbone,
+)
+
 FORMAT_VERSION = 1
+"""Version of the checkpoint layout; the spec fields are unchanged since version 1."""
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-Backbone = Literal["resnext50", "small"]
 HeadMode = Literal["sequence", "last_frame_step"]
-ColorOrder = Literal["BGR", "RGB"]
 
-FEATURE_DIMS: dict[str, int] = {"resnext50": 2048, "small": 512}
+DEFAULT_BACKBONE = "resnext50"
+
+
+class UnknownBackbone(ValueError):
+    """A spec names a backbone that is not registered in this build."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"ModelSpec.backbone: expected one of {list(backbone_names())} but got {name!r}"
+        )
+        self.name = name
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture and input conventions of a ResNeXt-style CNN + LSTM deepfake classifier.
+    """Architecture and input conventions of a CNN + LSTM deepfake classifier.
+
+    ``backbone`` is a name from the backbone registry. Crops are ``input_size`` pixels square in
+    ``color_order`` and normalised as ``(x / 255 - mean) / std`` (``preprocess``). The field
+    defaults are the ResNeXt50 backbone's conventions; ``native_spec(backbone=...)`` takes
+    another backbone's from the registry.
 
     ``head_mode`` is ``sequence`` for dfstream's head (the LSTM runs over the T features of a
     window, its last hidden state is classified) and ``last_frame_step`` for the public
@@ -36,7 +58,7 @@ class ModelSpec:
     state and classified the last frame's output only.
     """
 
-    backbone: Backbone = "resnext50"
+    backbone: str = DEFAULT_BACKBONE
     hidden_size: int = 512
     lstm_bias: bool = True
     head_mode: HeadMode = "sequence"
@@ -51,16 +73,18 @@ class ModelSpec:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.backbone not in FEATURE_DIMS:
-            raise ValueError(
-                f"ModelSpec.backbone: expected one of {sorted(FEATURE_DIMS)} but got "
-                f"{self.backbone!r}"
-            )
+        if not is_backbone(self.backbone):
+            raise UnknownBackbone(self.backbone)
         if self.head_mode not in ("sequence", "last_frame_step"):
             raise ValueError(f"ModelSpec.head_mode: unknown mode {self.head_mode!r}")
         if self.color_order not in ("BGR", "RGB"):
             raise ValueError(
                 f"ModelSpec.color_order: expected 'BGR' or 'RGB' but got {self.color_order!r}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(
+                f"ModelSpec: expected 3 means and 3 positive stds but got {self.mean} and "
+                f"{self.std}"
             )
         if "FAKE" not in self.labels:
             raise ValueError(f"ModelSpec.labels: expected a 'FAKE' label but got {self.labels}")
@@ -73,7 +97,7 @@ class ModelSpec:
     @property
     def feature_dim(self) -> int:
         """Length of one crop's feature vector (the LSTM input size)."""
-        return FEATURE_DIMS[self.backbone]
+        return get_backbone(self.backbone).feature_dim
 
     @property
     def fake_index(self) -> int:
@@ -105,8 +129,13 @@ class ModelSpec:
 
 
 def native_spec(**changes: Any) -> ModelSpec:
-    """dfstream's own architecture (the default for ``--untrained`` and for training)."""
-    return ModelSpec().replace(**changes) if changes else ModelSpec()
+    """dfstream's own head on ``backbone`` (default resnext50: the default for ``--untrained``
+    and for training), with that backbone's input size, normalisation and colour order unless
+    ``changes`` set them."""
+    name = changes.get("backbone", DEFAULT_BACKBONE)
+    if not isinstance(name, str) or not is_backbone(name):
+        raise UnknownBackbone(str(name))
+    return ModelSpec(backbone=name, **get_backbone(name).input_conventions()).replace(**changes)
 
 
 def compat_spec(window: int = 20) -> ModelSpec:

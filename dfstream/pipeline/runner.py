@@ -19,7 +19,6 @@ import numpy as np
 from dfstream.backends.base import InferenceBackend
 from dfstream.errors import UsageError
 from dfstream.faces import FaceDetector
-from dfstream.livespec import LiveSettings, is_live_spec
 from dfstream.pipeline.fair import FairGather, StreamQueue
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.scoring import ScoringSettings, StreamScorer
@@ -38,7 +37,7 @@ from dfstream.pipeline.state import StreamSnapshot, StreamState
 from dfstream.pipeline.stats import BatchStats
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink, SinkGroup
-from dfstream.sources import Source, open_source, redact
+from dfstream.sources import LiveSettings, Source, SourceSpec, open_source, parse_source
 from dfstream.types import (
     FaceCrop,
     Frame,
@@ -81,12 +80,12 @@ def unique_stream_id(shown: str, taken: Sequence[str]) -> str:
     return shown if shown not in taken else f"{shown}#{len(taken)}"
 
 
-def stream_ids(specs: Sequence[str]) -> list[str]:
-    """The stream id of each source spec: the spec with any password redacted (ids end up in
-    every output), made unique with ``#n``."""
+def stream_ids(specs: Sequence[SourceSpec]) -> list[str]:
+    """The stream id of each source: its display form, with any password redacted (ids end up
+    in every output), made unique with ``#n``."""
     ids: list[str] = []
     for spec in specs:
-        ids.append(unique_stream_id(redact(spec), ids))
+        ids.append(unique_stream_id(spec.display, ids))
     return ids
 
 
@@ -95,7 +94,7 @@ class _Stream:
     """One source's bookkeeping inside the pipeline."""
 
     stream_id: str
-    spec: str
+    spec: SourceSpec
     state: StreamState
     scorer: StreamScorer
     stop: threading.Event
@@ -116,7 +115,7 @@ class Pipeline:
 
     def __init__(
         self,
-        specs: Sequence[str] = (),
+        specs: Sequence[SourceSpec | str] = (),
         *,
         backend: InferenceBackend,
         detector_factory: Callable[[], FaceDetector],
@@ -154,18 +153,21 @@ class Pipeline:
 
     # -- control, from any thread ---------------------------------------------------------
 
-    def add_source(self, spec: str, *, stream_id: str | None = None) -> str:
-        """Add a source; it starts at once when the run is going. Returns its stream id."""
+    def add_source(self, source: SourceSpec | str, *, stream_id: str | None = None) -> str:
+        """Add a source (a string is parsed; a bad one raises ``SourceError`` here); it starts
+        at once when the run is going. Returns its stream id."""
+        spec = source if isinstance(source, SourceSpec) else parse_source(source)
         with self._lock:
             if self._stop.is_set():
                 raise UsageError("the run is stopping: no source can be added")
-            sid = stream_id or unique_stream_id(redact(spec), list(self._streams))
+            sid = stream_id or unique_stream_id(spec.display, list(self._streams))
             if sid in self._streams:
                 raise UsageError(f"stream id {sid!r} is already in use")
+            unique = sid.removeprefix(spec.display)  # '#n' when the id has one
             stream = _Stream(
                 stream_id=sid,
                 spec=spec,
-                state=StreamState(stream_id=sid, source=redact(spec)),
+                state=StreamState(stream_id=sid, source=spec.display, name=spec.name + unique),
                 scorer=StreamScorer(self.settings.scoring),
                 stop=threading.Event(),
             )
@@ -222,7 +224,7 @@ class Pipeline:
     def _start(self, stream: _Stream) -> None:
         """Create a stream's queues and start its reader and analyzer (lock held)."""
         settings = self.settings
-        live = is_live_spec(stream.spec)
+        live = stream.spec.live
         stream.frames = BoundedQueue(
             settings.live_frame_queue if live else settings.frame_queue,
             Backpressure.DROP_OLDEST if live else Backpressure.WAIT,
@@ -441,6 +443,7 @@ class Pipeline:
         summary = StreamSummary(
             stream_id=stream.stream_id,
             source=state.source,
+            name=state.name,
             verdict=verdict,
             score=score,
             frames_decoded=state.frames_decoded,
@@ -456,6 +459,7 @@ class Pipeline:
             dropped=state.dropped,
             reconnects=state.reconnects,
             latency_ms=state.latency_percentiles(),
+            corrupt_frames=state.corrupt_frames,
         )
         with self._lock:
             stream.summary = summary

@@ -1,5 +1,6 @@
-"""The per-source worker threads: a reader that decodes, an analyzer that samples, detects,
-tracks and crops. Both end by sending a control message that is never dropped, also on error.
+"""The per-source worker threads: a reader that decodes, and an analyzer thread that feeds the
+frames to a ``FaceAnalyzer`` (sample, detect, track, crop) and queues its crops. Both end by
+sending a control message that is never dropped, also on error.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dfstream.errors import DfstreamError
-from dfstream.faces import FaceDetector, IouTracker, crop_face
-from dfstream.livespec import LiveSettings
+from dfstream.faces import AnalyzerSettings, FaceAnalyzer, FaceDetector
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.pipeline.state import StreamState
-from dfstream.sources import Source, open_source, redact
+from dfstream.sources import LiveSettings, Source, SourceSpec, open_source, redact
 from dfstream.types import Box, FaceCrop, Frame, StatusEvent
 
 FrameTap = Callable[[Frame, tuple[tuple[int, Box], ...]], None]
@@ -57,25 +57,8 @@ class Status:
 CropMessage = FaceCrop | TrackEnd | StreamEnd | Status
 
 
-@dataclass(frozen=True)
-class AnalyzerSettings:
-    """How frames are sampled, how often faces are detected, and how crops are cut."""
-
-    analysis_fps: float | None
-    detect_every: int
-    max_seconds: float | None
-    iou_threshold: float
-    max_misses: int
-    crop_margin: float
-    crop_size: int
-    color_order: str
-    live_analysis_fps: float | None = 10.0
-    """Analysis rate of live sources when ``analysis_fps`` is not set (a camera's full rate
-    would mostly be dropped by a CPU anyway; 10 fps keeps the windows dense)."""
-
-
 def run_reader(
-    spec: str,
+    spec: SourceSpec,
     state: StreamState,
     frames: BoundedQueue[Frame | SourceEnd],
     crops: BoundedQueue[CropMessage],
@@ -91,12 +74,16 @@ def run_reader(
     ``opener`` is ``open_source`` unless a harness wraps sources (e.g. real-time pacing).
     """
     error: str | None = None
+    last_reason = ""
 
     def on_status(new_state: str, reason: str) -> None:
+        nonlocal last_reason
         state.set_state(new_state)
         if new_state == "connected":
             state.reconnects += 1
-        crops.put_control(Status(StatusEvent(state.stream_id, new_state, reason, time.time())))
+        elif new_state == "corrupt":
+            last_reason = reason
+        crops.put_control(Status(_status(state, new_state, reason)))
 
     try:
         with opener(
@@ -108,8 +95,9 @@ def run_reader(
                 frames.policy = Backpressure.WAIT
             state.media_duration_s = source.media_duration_s
             state.input_fps = source.fps
+            state.corrupt_counter = lambda: int(getattr(source, "corrupt_frames", 0))
             state.set_state("connected")
-            crops.put_control(Status(StatusEvent(state.stream_id, "connected", "", time.time())))
+            crops.put_control(Status(_status(state, "connected", "")))
             # Time inside the decoder, excluding waits on the queue: one clock read per frame.
             clock = time.perf_counter()
             for frame in source.frames():
@@ -126,18 +114,20 @@ def run_reader(
     except DfstreamError as exc:
         error = redact(str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
-        error = redact(f"{spec}: unexpected {type(exc).__name__}: {exc}")
+        error = redact(f"{spec.display}: unexpected {type(exc).__name__}: {exc}")
     finally:
+        if error is None and state.frames_decoded == 0 and state.corrupt_frames:
+            # Not NO_FACES: nothing could be analysed at all.
+            why = f": {last_reason}" if last_reason else ""
+            error = f"{spec.display}: only corrupt frames ({state.corrupt_frames} dropped){why}"
         frames.put_control(SourceEnd(error))
 
 
-def _sampled(pts: float, next_time: float, period: float | None) -> tuple[bool, float]:
-    if period is None:
-        return True, next_time
-    if pts + 1e-6 < next_time:
-        return False, next_time
-    following = next_time + period
-    return True, following if following > pts else pts + period
+def _status(state: StreamState, new_state: str, reason: str) -> StatusEvent:
+    """A stream's status event, with its count of corrupt frames dropped so far."""
+    return StatusEvent(
+        state.stream_id, new_state, reason, time.time(), corrupt_frames=state.corrupt_frames
+    )
 
 
 def run_analyzer(
@@ -148,66 +138,35 @@ def run_analyzer(
     detector_factory: Callable[[], FaceDetector],
     tap: FrameTap | None = None,
 ) -> None:
-    """Turn the frames of one stream into face crops and track-end messages; show every
-    frame to ``tap`` (if any) with its boxes, sampled or not."""
+    """Turn the frames of one stream into face crops and track-end messages with a
+    ``FaceAnalyzer``; show every frame to ``tap`` (if any) with its boxes, sampled or not."""
     stream_id = state.stream_id
     error: str | None = None
     failure: BaseException | None = None
     ended = False
     try:
         detector = detector_factory()
-        tracker = IouTracker(iou_threshold=settings.iou_threshold, max_misses=settings.max_misses)
-        period: float | None = None
-        period_known = False
-        next_time = 0.0
-        analyzed = 0
-        boxes: tuple[tuple[int, Box], ...] = ()
+        analyzer: FaceAnalyzer | None = None
         while True:
             item = frames.get()
             if isinstance(item, SourceEnd):
                 error, ended = item.error, True
                 break
-            if not period_known:  # the reader has set state.live before its first frame
-                rate = settings.analysis_fps or (settings.live_analysis_fps if state.live else None)
-                period, period_known = (1.0 / rate if rate else None), True
-            take, next_time = _sampled(item.pts_seconds, next_time, period)
+            if analyzer is None:  # the reader has set state.live before its first frame
+                analyzer = FaceAnalyzer(detector, settings, stream_id=stream_id, live=state.live)
             state.last_media_time = item.pts_seconds
-            if not take:
-                if tap is not None:
-                    tap(item, boxes)
-                continue
-            if analyzed % settings.detect_every == 0:
-                clock = time.perf_counter()
-                found = detector.detect(item.image_bgr)
-                state.detect_s += time.perf_counter() - clock
-                state.detections += 1
-                tracker.update(found)
-                for track_id in tracker.pop_ended():
+            result = analyzer.analyze(item)
+            if result.sampled:
+                state.detect_s = analyzer.detect_s
+                state.detections = analyzer.detections
+                state.frames_analyzed = analyzer.frames_analyzed
+                for track_id in result.ended:
                     crops.put_control(TrackEnd(stream_id, track_id))
-            analyzed += 1
-            state.frames_analyzed = analyzed
-            for track in tracker.tracks():
-                crop = crop_face(
-                    item.image_bgr,
-                    track.box,
-                    margin=settings.crop_margin,
-                    size=settings.crop_size,
-                    color_order=settings.color_order,  # type: ignore[arg-type]
-                )
-                message = FaceCrop(
-                    stream_id=stream_id,
-                    track_id=track.track_id,
-                    frame_index=item.index,
-                    media_time=item.pts_seconds,
-                    wall_time=item.wall_time,
-                    box=track.box,
-                    crop=crop,
-                )
-                if not crops.put(message):
-                    break
+                for crop in result.crops:
+                    if not crops.put(crop):
+                        break
             if tap is not None:
-                boxes = tuple((t.track_id, t.box) for t in tracker.tracks())
-                tap(item, boxes)
+                tap(item, result.boxes)
     except DfstreamError as exc:
         error = redact(str(exc))
     except BaseException as exc:  # noqa: BLE001 - re-raised where the pipeline is joined

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,8 @@ class StreamState:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``)."""
     live: bool = False
     state: str = "starting"
     input_fps: float | None = None
@@ -59,7 +62,14 @@ class StreamState:
     error: str | None = None
     faces: dict[int, FaceState] = field(default_factory=dict)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+    corrupt_counter: Callable[[], int] | None = field(default=None, repr=False)
+    """Reads the source's count of corrupt frames dropped (set by the reader once open)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def corrupt_frames(self) -> int:
+        """Frames the source decoded but dropped as corrupt (or waiting for a keyframe)."""
+        return self.corrupt_counter() if self.corrupt_counter is not None else 0
 
     def set_state(self, state: str) -> None:
         """Record the source's connection state."""
@@ -100,6 +110,7 @@ class StreamState:
         return StreamSnapshot(
             stream_id=self.stream_id,
             source=self.source,
+            name=self.name,
             live=self.live,
             state=self.state,
             input_fps=self.input_fps,
@@ -110,6 +121,8 @@ class StreamState:
             crops_embedded=self.crops_embedded,
             windows_scored=self.windows_scored,
             dropped=self.dropped,
+            corrupt_frames=self.corrupt_frames,
+            reconnects=self.reconnects,
             verdict=self.verdict,
             score=self.score,
             elapsed_s=now - self.started_at,
@@ -136,6 +149,8 @@ class StreamSnapshot:
 
     stream_id: str
     source: str
+    name: str
+    """Short human name for tables (``SourceSpec.name``)."""
     live: bool
     state: str
     input_fps: float | None
@@ -152,3 +167,5 @@ class StreamSnapshot:
     latency_ms: tuple[float, float] | None
     error: str | None
     faces: tuple[FaceSnapshot, ...]
+    corrupt_frames: int = 0
+    reconnects: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dfstream.types import BatchStatsEvent, FaceCrop
 
@@ -25,6 +25,8 @@ class BatchStats:
     windows: int = 0
     score_s: float = 0.0
     """Seconds inside ``backend.score`` (the temporal head)."""
+    sizes: dict[int, int] = field(default_factory=dict)
+    """How many CNN calls had each batch size (for the metrics' histogram)."""
 
     @property
     def mean_size(self) -> float:
@@ -35,6 +37,7 @@ class BatchStats:
         """Count one CNN call over ``crops``."""
         streams = len({c.stream_id for c in crops})
         self.batches += 1
+        self.sizes[len(crops)] = self.sizes.get(len(crops), 0) + 1
         self.crops += len(crops)
         self.multi_stream_batches += streams > 1
         self.max_streams = max(self.max_streams, streams)

@@ -21,11 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from dfstream.errors import OutputError
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.types import Event, Frame, StatusEvent, TrackBoxes
+
+if TYPE_CHECKING:
+    from dfstream.sources import SourceSpec
 
 
 class Sink:
@@ -37,7 +40,7 @@ class Sink:
 
     name: ClassVar[str] = "sink"
 
-    def stream_added(self, stream_id: str, spec: str) -> None:
+    def stream_added(self, stream_id: str, spec: SourceSpec) -> None:
         """A source joined the run (before any of its events or frames); optional hook."""
 
     def handle(self, event: Event) -> None:
@@ -129,9 +132,14 @@ class ThreadedSink(Sink):
 
     def handle(self, event: Event) -> None:
         """Queue ``event`` for the worker; raise the worker's error if it has failed."""
+        self.submit(event)
+
+    def submit(self, item: object) -> None:
+        """Queue any work item for ``process`` (a sink may queue what it derives from events,
+        e.g. an alert); raise the worker's error if it has failed."""
         if self.error is not None:
             raise SinkFailed(self.name, describe_failure(self.error))
-        self._queue.put(event)
+        self._queue.put(item)
 
     def _run(self) -> None:
         try:
@@ -249,7 +257,7 @@ class SinkGroup(Sink):
         """Send ``event`` to every working sink."""
         self._deliver(event)
 
-    def stream_added(self, stream_id: str, spec: str) -> None:
+    def stream_added(self, stream_id: str, spec: SourceSpec) -> None:
         """Tell every working sink that a source joined the run."""
         with self._lock:
             sinks = list(self.sinks)

@@ -1,5 +1,5 @@
 """Opening every configured output of a run, in one place: ``--jsonl``, ``--report``,
-``--overlay`` (and, as they come, the network sinks).
+``--overlay``, ``--metrics-port`` (Prometheus), ``--webhook`` and ``--mqtt`` (FAKE alerts).
 
 All of them are opened while the run is built, before any source is decoded, so that a path
 that cannot be written ends the run with ``OutputError`` (exit 6) before any work is done;
@@ -17,11 +17,14 @@ from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.model.checkpoint import LoadedModel
 from dfstream.pipeline.runner import PipelineSettings
+from dfstream.sinks.alert_transports import open_transport
+from dfstream.sinks.alerts import AlertSink
 from dfstream.sinks.base import Sink
 from dfstream.sinks.jsonl import JsonlSink
+from dfstream.sinks.metrics import MetricsSink
 from dfstream.sinks.overlay import OverlaySettings, OverlaySink
 from dfstream.sinks.report import ReportSink
-from dfstream.sources import redact
+from dfstream.sources import SourceSpec, redact
 
 
 def _plain(value: Any) -> Any:
@@ -41,6 +44,8 @@ def report_header(
     for key, value in (asdict(config) | asdict(outputs)).items():
         if key == "sources":
             value = [redact(s) for s in value]
+        elif isinstance(value, str):
+            value = redact(value)  # --webhook, --mqtt URLs may carry a password
         settings[key] = _plain(value)
     spec = loaded.spec
     return {
@@ -71,6 +76,14 @@ def overlay_settings(settings: PipelineSettings, *, untrained: bool) -> OverlayS
     )
 
 
+def model_name(loaded: LoadedModel) -> str:
+    """How alerts name the model: the checkpoint's file name (or "untrained") and backbone."""
+    spec = loaded.spec
+    if loaded.untrained:
+        return f"{spec.backbone} untrained (seed {loaded.info.get('seed', 0)})"
+    return f"{Path(loaded.origin).name} ({spec.backbone}, T={spec.window})"
+
+
 def open_early_sinks(outputs: OutputConfig) -> list[Sink]:
     """The outputs that need nothing but their path (``--jsonl``): opened first, before the
     model loads, so that a bad path fails at once."""
@@ -84,14 +97,33 @@ def open_run_sinks(
     loaded: LoadedModel,
     backend: InferenceBackend,
     settings: PipelineSettings,
-    streams: Sequence[tuple[str, str]],
+    streams: Sequence[tuple[str, SourceSpec]],
     stopping: Callable[[], bool],
+    notice: Callable[[str], None] = lambda _message: None,
 ) -> list[Sink]:
-    """The outputs that describe the run (``--report``, ``--overlay``); ``streams`` are the
-    (stream id, spec) pairs known now. Raises ``OutputError`` (after closing what was opened)
-    when one cannot be written."""
+    """The outputs that describe the run (``--report``, ``--overlay``, metrics, alerts);
+    ``streams`` are the (stream id, spec) pairs known now; ``notice`` hears where metrics are
+    served and alert outages. Raises ``OutputError`` (after closing what was opened) when one
+    cannot be written."""
     sinks: list[Sink] = []
     try:
+        if outputs.metrics_port is not None:
+            metrics = MetricsSink.open(outputs.metrics_host, outputs.metrics_port)
+            sinks.append(metrics)
+            notice(f"metrics on {metrics.url}")
+        for kind, url in (("webhook", outputs.webhook), ("mqtt", outputs.mqtt)):
+            if url is None:
+                continue
+            alerts = AlertSink(
+                open_transport(kind, url),
+                name=kind,
+                model=model_name(loaded),
+                threshold=settings.scoring.threshold,
+                recover=outputs.alert_recover,
+                notice=notice,
+            )
+            alerts.start()
+            sinks.append(alerts)
         if outputs.report is not None:
             header = report_header(config, outputs, loaded, backend)
             sinks.append(ReportSink.open(outputs.report, header=header, scoring=settings.scoring))

@@ -30,13 +30,6 @@ def verdict_text(verdict: Verdict) -> Text:
     return Text(verdict.value, style=VERDICT_STYLES[verdict])
 
 
-def display_name(source: str) -> str:
-    """A short name for tables: a local file's name, a URL as it is (already redacted)."""
-    if "://" in source:
-        return source
-    return source.rstrip("/").rsplit("/", 1)[-1] or source
-
-
 def format_progress(snap: StreamSnapshot) -> str:
     """One progress line for a stream."""
     parts = [f"{snap.stream_id}: {snap.state}", f"{snap.frames_decoded} frames"]
@@ -49,6 +42,8 @@ def format_progress(snap: StreamSnapshot) -> str:
         parts.append(", ".join(f"face {f.track_id} {f.smoothed:.2f}" for f in faces))
     if snap.dropped:
         parts.append(f"{snap.dropped} dropped")
+    if snap.corrupt_frames:
+        parts.append(f"{snap.corrupt_frames} corrupt")
     if snap.latency_ms:
         parts.append(f"latency p50 {snap.latency_ms[0]:.0f} / p95 {snap.latency_ms[1]:.0f} ms")
     parts.append(snap.verdict.value)
@@ -137,7 +132,7 @@ def summary_table(summaries: Sequence[StreamSummary], *, backend: str, untrained
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
         table.add_row(
-            display_name(s.source),
+            s.name,
             Text("ERROR", style="bold red") if s.error else verdict_text(s.verdict),
             "-" if s.score is None else f"{s.score:.3f}",
             str(len(s.tracks)),

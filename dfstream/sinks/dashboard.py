@@ -24,7 +24,7 @@ from rich.text import Text
 
 from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.pipeline.state import StreamSnapshot
-from dfstream.sinks.console import ProgressLog, display_name, verdict_text
+from dfstream.sinks.console import ProgressLog, verdict_text
 from dfstream.sources import redact
 from dfstream.types import Verdict
 
@@ -33,9 +33,10 @@ REFRESH_PER_SECOND = 4
 RATE_WINDOW_S = 5.0
 
 
-def _name(source: str) -> str:
-    """A source as shown: credentials redacted, a local file by its name."""
-    return display_name(redact(source))
+def _name(snap: StreamSnapshot) -> str:
+    """A stream as shown: its short name (a local file by its name), credentials redacted
+    again in case a caller's snapshot carries them."""
+    return redact(snap.name)
 
 
 def sparkline(values: Sequence[float], width: int = 24) -> Text:
@@ -55,6 +56,9 @@ def format_eta(seconds: float | None) -> str:
     s = round(float(seconds))
     h, rest = divmod(s, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+_STATE_STYLES = {"failed": "bold red", "ended": "dim", "stalled": "yellow", "corrupt": "yellow"}
 
 
 class _Rates:
@@ -132,11 +136,9 @@ class Dashboard:
         for snap in snaps:
             in_fps, an_fps = self._rates.update(snap, now)
             latency = "-" if snap.latency_ms is None else "{:.0f}/{:.0f}".format(*snap.latency_ms)
-            state_style = {"failed": "bold red", "ended": "dim", "stalled": "yellow"}.get(
-                snap.state, "cyan"
-            )
+            state_style = _STATE_STYLES.get(snap.state, "cyan")
             table.add_row(
-                _name(snap.source),
+                _name(snap),
                 Text(snap.state, style=state_style),
                 "-" if in_fps is None else f"{in_fps:.1f}",
                 "-" if an_fps is None else f"{an_fps:.1f}",
@@ -154,9 +156,12 @@ class Dashboard:
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
         for snap in snaps:
-            name = Text(_name(snap.source), style="dim")
+            name = Text(_name(snap), style="dim")
             if snap.live or not snap.media_duration_s:
-                grid.add_row(name, Text(f"live, {snap.last_media_time:.1f} s of video"), "")
+                seen = f"live, {snap.last_media_time:.1f} s of video"
+                if snap.corrupt_frames:  # dropped before analysis: why a live view may lag
+                    seen += f", {snap.corrupt_frames} corrupt frames dropped"
+                grid.add_row(name, Text(seen), "")
                 continue
             done = 1.0 if snap.state == "ended" else snap.last_media_time / snap.media_duration_s
             done = min(1.0, max(0.0, done))
@@ -169,7 +174,7 @@ class Dashboard:
         return grid
 
     def _faces_table(self, snap: StreamSnapshot) -> Table:
-        title = f"faces in {_name(snap.stream_id)}"
+        title = f"faces in {_name(snap)}"
         table = Table(title=title, title_justify="left", box=None)
         table.add_column("face", min_width=10)
         table.add_column("score", justify="right")

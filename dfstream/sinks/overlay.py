@@ -31,6 +31,7 @@ from dfstream.errors import OutputError
 from dfstream.sinks.base import Sink
 from dfstream.sinks.overlay_draw import FaceMark, Timeline, draw_faces, draw_watermark
 from dfstream.sinks.overlay_encode import InputTiming, VideoEncoder
+from dfstream.sources import SourceKind, SourceSpec
 from dfstream.types import Event, Frame, ScoreEvent, StreamSummary, TrackBoxes
 
 
@@ -124,7 +125,7 @@ class OverlayWriter:
         self,
         encoder: VideoEncoder,
         *,
-        source: str,
+        source: SourceSpec,
         settings: OverlaySettings,
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -141,7 +142,9 @@ class OverlayWriter:
         self._capacity: int | None = None
         self._max_wait = settings.max_wait_s
         self._force_requests = 0
-        self._thread = threading.Thread(target=self._run, name=f"overlay-{source}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"overlay-{source.display}", daemon=True
+        )
 
     def start(self) -> None:
         """Start the encoder thread."""
@@ -273,9 +276,9 @@ class OverlayWriter:
             ) from self.error
 
 
-def overlay_paths(path: Path, sources: Sequence[str]) -> list[Path]:
+def overlay_paths(path: Path, sources: Sequence[SourceSpec]) -> list[Path]:
     """The overlay file of each source: ``path`` itself for one source, else one per source
-    named ``<stem>-<source name><suffix>`` beside it."""
+    named ``<stem>-<source stem><suffix>`` beside it (``SourceSpec.stem``)."""
     if len(sources) == 1:
         return [path]
     paths: list[Path] = []
@@ -284,10 +287,10 @@ def overlay_paths(path: Path, sources: Sequence[str]) -> list[Path]:
     return paths
 
 
-def named_overlay_path(path: Path, spec: str, index: int, *, taken: Sequence[Path]) -> Path:
+def named_overlay_path(path: Path, spec: SourceSpec, index: int, *, taken: Sequence[Path]) -> Path:
     """``<stem>-<source name><suffix>`` beside ``path`` for source number ``index``, made
     unique among ``taken`` with the index."""
-    name = Path(spec.split("://")[-1]).stem or f"source{index}"
+    name = spec.stem or f"source{index}"
     suffix = path.suffix or ".mp4"
     candidate = path.with_name(f"{path.stem}-{name}{suffix}")
     if candidate in taken:
@@ -322,12 +325,12 @@ class OverlaySink(Sink):
         cls,
         path: Path,
         *,
-        streams: Sequence[tuple[str, str]],
+        streams: Sequence[tuple[str, SourceSpec]],
         settings: OverlaySettings,
         stopping: Callable[[], bool] = lambda: False,
     ) -> OverlaySink:
-        """Create every overlay file now (``streams`` are (stream id, source spec) pairs), or
-        raise ``OutputError`` before any decoding starts."""
+        """Create every overlay file now (``streams`` are (stream id, source) pairs), or raise
+        ``OutputError`` before any decoding starts."""
         specs = [spec for _, spec in streams]
         writers: dict[str, OverlayWriter] = {}
         try:
@@ -341,7 +344,7 @@ class OverlaySink(Sink):
             writer.start()
         return cls(writers, path=path, settings=settings, stopping=stopping)
 
-    def stream_added(self, stream_id: str, spec: str) -> None:
+    def stream_added(self, stream_id: str, spec: SourceSpec) -> None:
         """Open a file for a source added while the analysis runs."""
         if stream_id in self.writers:
             return
@@ -384,10 +387,10 @@ class OverlaySink(Sink):
 
 
 def _open_writer(
-    out: Path, spec: str, settings: OverlaySettings, stopping: Callable[[], bool]
+    out: Path, spec: SourceSpec, settings: OverlaySettings, stopping: Callable[[], bool]
 ) -> OverlayWriter:
     """An overlay writer for one source, its file created now (not started)."""
-    if "://" not in spec and Path(spec).resolve() == out.resolve():
+    if spec.kind is SourceKind.FILE and Path(spec.url).resolve() == out.resolve():
         raise OutputError(f"--overlay {out}: is the input itself; choose another name")
-    encoder = VideoEncoder.open(out, source=spec)
+    encoder = VideoEncoder.open(out, source=spec.url)
     return OverlayWriter(encoder, source=spec, settings=settings, stopping=stopping)

@@ -23,6 +23,7 @@ import av.error
 import numpy as np
 
 from dfstream.errors import OutputError
+from dfstream.sources import SourceKind, SourceSpec
 
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 LIVE_TIME_BASE = Fraction(1, 90000)
@@ -39,10 +40,10 @@ class InputTiming:
     has_audio: bool
 
     @classmethod
-    def probe(cls, spec: str) -> InputTiming | None:
+    def probe(cls, spec: SourceSpec) -> InputTiming | None:
         """The timing of a local video file, or None for live sources and unreadable files."""
-        path = Path(spec)
-        if "://" in spec or not path.is_file():
+        path = Path(spec.url)
+        if spec.kind is not SourceKind.FILE or not path.is_file():
             return None
         try:
             with av.open(str(path)) as container:
@@ -83,7 +84,8 @@ class VideoEncoder:
 
     @classmethod
     def open(cls, path: Path, *, source: str, flag: str = "--overlay") -> VideoEncoder:
-        """Create the output file now, or raise ``OutputError`` saying why it cannot be."""
+        """Create the output file now, or raise ``OutputError`` saying why it cannot be;
+        ``source`` is the input file (path or URL) whose audio track is copied."""
         if path.is_dir():
             raise OutputError(f"{flag} {path}: is a folder; give a file name such as out.mp4")
         try:

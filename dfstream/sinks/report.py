@@ -188,6 +188,7 @@ class ReportSink(Sink):
         return {
             "stream": redact(sid),
             "source": redact(source),
+            "name": redact(summary.name if summary else sid),
             "verdict": summary.verdict.value if summary else None,
             "score": None if summary is None or summary.score is None else round(summary.score, 6),
             "error": summary.error if summary else "run ended before this source finished",
@@ -223,10 +224,6 @@ class ReportSink(Sink):
 # -- the plot ------------------------------------------------------------------------------
 
 _VERDICT_COLORS = {"REAL": "tab:green", "FAKE": "tab:red", "UNCERTAIN": "goldenrod"}
-
-
-def _short(source: str) -> str:
-    return source if "://" in source else source.rstrip("/").rsplit("/", 1)[-1]
 
 
 def plot_report(report: Mapping[str, Any], out: IO[bytes], *, threshold: float) -> None:
@@ -276,7 +273,7 @@ def _panel(ax: Any, source: Mapping[str, Any] | None, *, threshold: float) -> No
         ax.scatter(series["media_time"], series["score"], s=6, color=line.get_color(), alpha=0.35)
     verdict = source.get("verdict") or "-"
     score = source.get("score")
-    title = f"{_short(source['source'])}: {verdict}" + ("" if score is None else f" ({score:.2f})")
+    title = f"{source['name']}: {verdict}" + ("" if score is None else f" ({score:.2f})")
     ax.set_title(title, fontsize=9, color=_VERDICT_COLORS.get(verdict, "black"))
     media = (source.get("timings") or {}).get("media_s")
     if media:

@@ -16,7 +16,7 @@ The model is a dedicated *local* detector, ``LocalBlendNet``, not dfstream's Dee
 * global mean and max pooling of the feature map, then one linear unit (logit of FAKE).
   About 85 k parameters, random init, AdamW with a one-cycle schedule, binary cross-entropy.
 
-Training data: ``--pairs`` (real crop, its self-blend) pairs from ``benchmarks.sbi_pairs``: each
+Training data: ``--pairs`` (real crop, its self-blend) pairs from ``training.sbi_pairs``: each
 augmentation is shared by both members or swaps which one carries the jittered look, so that
 only the blend itself tells them apart (without that, the first version learned "looks like the
 training person" = real, and scored every crop of the test person as FAKE). Each batch holds
@@ -32,9 +32,10 @@ frame-level AUC (``training.metrics``) of the ensemble, bar 0.9. Per-member AUCs
 test person (there is no third real person in ``../shared``); the recorded run uses seeds that
 were not used while developing it.
 
-Needs ``../shared``. Run from the repository root (CPU)::
+A research experiment: ``python -m training train --sbi`` does not use this model or these
+pairs. Needs ``../shared``. Run from the repository root (CPU)::
 
-    python -m benchmarks.sbi_signal [--members 6] [--steps 400] [--pairs 1500] [--seed 200]
+    python -m training.research.sbi_signal [--members 6] [--steps 400] [--pairs 1500] [--seed 200]
 
 Results go to ``benchmarks/results/sbi_signal.json``. Timings on the shared machine are noisy.
 """
@@ -56,12 +57,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.sbi_pairs import PairRecipe, training_pairs
 from training.cache import CropCache, VideoCrops
 from training.metrics import equal_error_rate, roc_auc
 from training.sbi import blend_window
+from training.sbi_pairs import PairRecipe, training_pairs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 TRAIN_VIDEO = SHARED / "data/mini/ffpp/original_sequences/youtube/c23/videos/519.mp4"
 TEST_VIDEO = SHARED / "data/mini/dfdc/dfdc_train_part_0/brtujopkby.mp4"
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for path in (TRAIN_VIDEO, TEST_VIDEO, YUNET):
         if not path.is_file():
-            print(f"sbi_signal: {path} is absent; this benchmark needs ../shared", file=sys.stderr)
+            print(f"sbi_signal: {path} is absent; this experiment needs ../shared", file=sys.stderr)
             return 2
     torch.set_num_threads(args.threads)
     log: list[dict[str, float]] = []
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mean+max pooling, linear; {sum(p.numel() for p in net.parameters())} parameters "
         "each, random init, weights averaged over the second half of training, mirror "
         "test-time average)",
-        "pairs": "benchmarks.sbi_pairs.PairRecipe defaults: " + json.dumps(vars(PairRecipe())),
+        "pairs": "training.sbi_pairs.PairRecipe defaults: " + json.dumps(vars(PairRecipe())),
         "window": 1,
         "settings": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "loss_log": log,

@@ -1,4 +1,4 @@
-"""The training pairs of benchmarks.sbi_signal: members differ by the blend and nothing else."""
+"""training.sbi_pairs (the SBI experiment's pairs): members differ by the blend and nothing else."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmarks.sbi_pairs import PairRecipe, _blend, _paste, training_pairs
 from training.sbi import draw_params, face_mask
+from training.sbi_pairs import PairRecipe, blend_pair, paste_patch, training_pairs
 
 SIDE = 112
 LANDMARKS = np.array([[40, 44], [72, 44], [56, 60], [42, 76], [70, 76]], np.float64)
@@ -30,7 +30,7 @@ def test_blend_changes_only_the_masked_region(twin_draws: int) -> None:
     for seed in range(20):
         params = replace(draw_params(np.random.default_rng(seed)), ratio=1.0, grow=0.0)
         mask = face_mask(LANDMARKS, SIDE, params)
-        out_real, out_fake = _blend(real, LANDMARKS, params, True, _replay(twin_draws))
+        out_real, out_fake = blend_pair(real, LANDMARKS, params, True, _replay(twin_draws))
         outside = mask < 0.002  # below half a grey level of weight
         inside = mask > 0.99  # blurred masks barely reach 1
         assert outside.any() and inside.any()
@@ -54,7 +54,7 @@ def _replay(swap: int) -> np.random.Generator:
 def test_paste_puts_the_same_patch_into_both_members() -> None:
     """The pasted patch is identical in both members, so their difference there is zero."""
     real, fake = _crop(1), _crop(2)
-    out = _paste([real, fake], _crop(3), np.random.default_rng(4))
+    out = paste_patch([real, fake], _crop(3), np.random.default_rng(4))
     changed = np.any(out[0] != real, axis=2)
     assert changed.any()
     assert np.array_equal(out[0][changed], out[1][changed])

@@ -2,8 +2,11 @@
 
 Everything here measures the real pipeline from outside: a score-collecting sink, a resource
 clock (wall, CPU, peak RSS), bare references (PyAV decoding alone, the backend alone), a source
-wrapper that plays files in real time, machine and library versions, and a tiny model for
-decode-bound measurements. Nothing here is used by ``dfstream SOURCE...`` itself.
+wrapper that plays files in real time, machine and library versions, the untrained models the
+benchmarks run (any registered backbone, e.g. the tiny one for decode-bound measurements), and
+``compare_backends``: one model's speed and score differences on several backends side by side
+(the Colab notebook's deploy step).
+Nothing here is used by ``dfstream SOURCE...`` itself.
 """
 
 from __future__ import annotations
@@ -21,49 +24,36 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch import nn
 
 from dfstream.backends.base import InferenceBackend
+from dfstream.model.backbones import backbone_names
 from dfstream.model.checkpoint import LoadedModel, untrained_model
-from dfstream.model.network import DeepfakeNet
-from dfstream.model.spec import ModelSpec, native_spec
+from dfstream.model.spec import native_spec
 from dfstream.sinks.base import Sink
-from dfstream.sources import Source, open_source
+from dfstream.sources import Source, SourceSpec, open_source
 from dfstream.types import Event, Frame, ScoreEvent
 
-BENCH_MODELS = ("resnext50", "tiny")
-"""``--model`` choices of the benchmarks: the product's model, or a trivially small one."""
+BENCH_MODELS = backbone_names()
+"""``--model`` choices of the benchmarks: every registered backbone, untrained. ``resnext50`` is
+the product's model; ``tiny`` (one strided convolution) costs next to nothing, so a run with it
+measures the pipeline's own overhead."""
+
+_TINY_HEAD = {"hidden_size": 8, "dropout": 0.0}
+"""The tiny model's head is as small as its trunk: LSTM(8, 8)."""
 
 
-class TinyNet(DeepfakeNet):
-    """A trivially small CNN + LSTM with DeepfakeNet's interface, for benchmarks only.
-
-    One strided 3x3 convolution (3 -> 8 channels), global pooling, an LSTM(8, 8) head: its cost
-    is negligible next to decoding, so a run with it measures the pipeline's own overhead. It is
-    never used by ``dfstream SOURCE...`` and cannot be saved as a dfstream checkpoint.
-    """
-
-    def __init__(self, spec: ModelSpec) -> None:
-        nn.Module.__init__(self)
-        self.spec = spec
-        self.model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.ReLU())
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.lstm = nn.LSTM(8, 8, 1, batch_first=True)
-        self.dp = nn.Dropout(0.0)
-        self.linear1 = nn.Linear(8, len(spec.labels))
-
-
-def bench_model(name: str, *, window: int, seed: int = 0) -> LoadedModel:
-    """The untrained model a benchmark runs: ``resnext50`` (the product's) or ``tiny``."""
-    spec = native_spec(window=window)
-    if name == "resnext50":
-        return untrained_model(spec, seed=seed)
-    if name == "tiny":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = TinyNet(spec).eval()
-        return LoadedModel(model, spec, "untrained", "tiny benchmark model", {"seed": seed})
-    raise ValueError(f"model: expected one of {', '.join(BENCH_MODELS)} but got {name!r}")
+def bench_model(
+    name: str, *, window: int, seed: int = 0, input_size: int | None = None
+) -> LoadedModel:
+    """The untrained model a benchmark runs: backbone ``name`` with dfstream's head, at the
+    backbone's default crop size, or ``input_size``. Built by the same constructor as
+    ``dfstream SOURCE...`` uses."""
+    if name not in BENCH_MODELS:
+        raise ValueError(f"model: expected one of {', '.join(BENCH_MODELS)} but got {name!r}")
+    changes: dict[str, Any] = dict(_TINY_HEAD) if name == "tiny" else {}
+    if input_size is not None:
+        changes["input_size"] = input_size
+    return untrained_model(native_spec(backbone=name, window=window, **changes), seed=seed)
 
 
 @dataclass
@@ -168,6 +158,72 @@ def bare_backend_crops_per_s(
     return bare_backend_rates(backend, batch=batch, stride=stride, seconds=seconds)[0]
 
 
+@dataclass(frozen=True)
+class BackendRow:
+    """One backend of ``compare_backends``: what it is, its speed and its distance to the first."""
+
+    option: str
+    described: str
+    crops_per_s: float
+    score_max_abs_diff: float
+    feature_max_rel_diff: float
+
+
+def compare_backends(
+    loaded: LoadedModel,
+    options: list[tuple[str, str]],
+    *,
+    device: str = "auto",
+    batch: int = 16,
+    seconds: float = 2.0,
+    onnx_cache: Path | None = None,
+    engine_dir: Path | None = None,
+    notice: Callable[[str], None] = lambda _msg: None,
+) -> list[BackendRow]:
+    """The same weights on each ``(backend, precision)`` of ``options`` (the first is the
+    reference, e.g. ``("torch", "fp32")``): crops/s of the backend alone
+    (``bare_backend_crops_per_s``) and, on the same random crops and windows, the largest
+    window-score difference and feature difference (relative to the largest feature) against
+    the reference. Built with ``create_backend``, exactly as ``dfstream --backend`` builds them."""
+    from dfstream.backends import create_backend
+
+    spec = loaded.spec
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    starts = rng.integers(0, batch, (max(4, batch // 2), spec.window))
+    rows, reference = [], None
+    for kind, precision in options:
+        backend = create_backend(
+            kind,
+            loaded,
+            device=device,
+            precision=precision,
+            onnx_cache=onnx_cache,
+            engine_dir=engine_dir,
+            batch=batch,
+            notice=notice,
+        )
+        try:
+            features = backend.embed(crops)
+            scores = backend.score(features[starts])
+            if reference is None:
+                reference = (features, scores)
+            rate = bare_backend_crops_per_s(backend, batch=batch, stride=5, seconds=seconds)
+            scale = float(np.abs(reference[0]).max()) or 1.0
+            rows.append(
+                BackendRow(
+                    option=f"{kind} {precision}",
+                    described=backend.describe(),
+                    crops_per_s=rate,
+                    score_max_abs_diff=float(np.abs(scores - reference[1]).max()),
+                    feature_max_rel_diff=float(np.abs(features - reference[0]).max()) / scale,
+                )
+            )
+        finally:
+            backend.close()
+    return rows
+
+
 class PacedSource(Source):
     """Plays a file source in real time: each frame is released at its presentation time
     (relative to the first ``frames()`` call), as a camera would deliver it. For benchmarks
@@ -202,7 +258,7 @@ class PacedSource(Source):
 def paced_opener(speed: float = 1.0) -> Callable[..., Source]:
     """An ``opener`` for ``Analysis``/``Pipeline`` that plays every source in real time."""
 
-    def opener(spec: str, *, stream_id: str | None = None, **live: Any) -> Source:
+    def opener(spec: SourceSpec, *, stream_id: str | None = None, **live: Any) -> Source:
         return PacedSource(open_source(spec, stream_id=stream_id, **live), speed=speed)
 
     return opener

@@ -1,4 +1,7 @@
-"""Training pairs for ``benchmarks.sbi_signal``: real and self-blend, told apart only by the blend.
+"""Training pairs of real crops and their self-blends, told apart only by the blend.
+
+The recipe behind the recorded SBI figure (``python -m training.research.sbi_signal``, result in
+``benchmarks/results/sbi_signal.json``).
 
 A model trained on one person learns that person as "real" unless the pairs leave it nothing but
 the blending itself to go on. Every augmentation here is therefore either applied to both members
@@ -21,7 +24,7 @@ of a pair with one draw, or swaps which member carries the jittered appearance:
   resampling, JPEG, H.264).
 
 The self-blend itself is ``training.sbi``'s (``draw_params``, ``face_mask``, the same jitter);
-the test set of the benchmark uses the unmodified ``training.sbi.blend_window``.
+the test set of the experiment uses the unmodified ``training.sbi.blend_window``.
 """
 
 from __future__ import annotations
@@ -82,14 +85,16 @@ def _narrow(landmarks: np.ndarray, side: int, rng: np.random.Generator) -> np.nd
     return out
 
 
-def _blend(
+def blend_pair(
     real: np.ndarray,
     landmarks: np.ndarray,
     params: BlendParams,
     twin: bool,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(real, fake) for one crop; with ``twin`` the jittered copy may be the real one."""
+    """(real, fake) for one crop: a jittered copy of ``real`` blended into it through the face
+    mask of ``landmarks``. With ``twin``, on one draw of ``rng`` in two the jittered copy is the
+    REAL member and the plain face is blended into it instead."""
     source = jitter_source(real, params)
     weight = (face_mask(landmarks, real.shape[0], params) * params.ratio)[:, :, None]
     if twin and rng.random() < 0.5:
@@ -113,10 +118,11 @@ def _hue(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]
     return [_recolour(image[:, :, order], shift) for image in images]
 
 
-def _paste(
+def paste_patch(
     images: list[np.ndarray], donor: np.ndarray, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Both images with the same hue-shifted rectangle of ``donor`` pasted at the same place."""
+    """Copies of ``images`` with the same hue-shifted rectangle of ``donor`` (another crop of the
+    same side) pasted at the same place in each."""
     side = donor.shape[0]
     height, width = (int(v) for v in rng.integers(side // 8, side // 2, 2))
     sy, sx = int(rng.integers(0, side - height)), int(rng.integers(0, side - width))
@@ -148,12 +154,13 @@ def training_pairs(
             real = _photometric(real, rng)
         if rng.random() < r.narrow_mask:
             landmarks = _narrow(landmarks, real.shape[0], rng)
-        pair = list(_blend(real, landmarks, draw_params(rng), rng.random() < r.twin, rng))
+        pair = list(blend_pair(real, landmarks, draw_params(rng), rng.random() < r.twin, rng))
         seed = int(rng.integers(2**62))
         if rng.random() < r.hue:
             pair = _hue(pair, rng)
         if rng.random() < r.paste:
-            pair = _paste(pair, np.asarray(video.crops[int(rng.integers(len(video.crops)))]), rng)
+            donor = np.asarray(video.crops[int(rng.integers(len(video.crops)))])
+            pair = paste_patch(pair, donor, rng)
         reals.append(augment_window(pair[0][None], np.random.default_rng(seed), settings)[0])
         fakes.append(augment_window(pair[1][None], np.random.default_rng(seed), settings)[0])
     return np.stack(reals), np.stack(fakes)

@@ -1,4 +1,5 @@
-"""Live sources: RTSP, HTTP/HLS and webcams, decoded with PyAV, with reconnect and stall detection.
+"""Live sources: RTSP, HTTP/HLS, UDP (MPEG-TS) and webcams, decoded with PyAV, with reconnect
+and stall detection.
 
 ``LiveSource.open`` connects once (a failure at start-up is a one-line ``SourceError``: a wrong
 URL should be fixed, not retried for ever). After that, ``frames()`` survives outages: when the
@@ -6,11 +7,17 @@ connection drops, the stream ends (for a camera) or no frame arrives for ``stall
 seconds, it reports ``disconnected`` or ``stalled``, then ``reconnecting`` before each attempt
 (exponential backoff with jitter) and ``connected`` when it is back; ``--reconnect N`` limits
 the attempts per outage. Status changes go to the ``on_status`` callback; nothing here prints.
+Each connection is one ``_session``; its frames pass a ``FrameGate``
+(``dfstream.sources.integrity``): nothing before the first clean keyframe, nothing flagged
+corrupt nor predicted from a corrupt frame. A connection that delivers data but only corrupt
+frames for ``stall_timeout`` seconds (or no keyframe within ``keyframe_timeout``) is reported
+``corrupt`` and reconnected like a stall; a new session often starts with a keyframe.
 
 Media time (``Frame.pts_seconds``) is continuous across reconnects: each new session continues
 where the previous one stopped, so that analysis-rate sampling and the temporal windows never
-see time run backwards. Every message passes through ``redact``: a password in a URL never
-reaches a log line, an event or an error.
+see time run backwards. Every message passes through ``safe_message``: a password in a URL
+never reaches a log line, an event or an error. The FFmpeg inputs and options are in
+``dfstream.sources.ffmpeg``.
 """
 
 from __future__ import annotations
@@ -19,84 +26,21 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import av
 import av.error
 
 from dfstream.errors import SourceError
-from dfstream.livespec import LiveInput, LiveSettings, live_input
-from dfstream.sources import Source, redact
+from dfstream.sources.base import LiveSettings, Source, StatusCallback
+from dfstream.sources.ffmpeg import FFmpegInput, connect, ffmpeg_input
+from dfstream.sources.integrity import FrameGate, frame_is_keyframe
+from dfstream.sources.registry import register_source
+from dfstream.sources.spec import SourceKind, SourceSpec, safe_message
 from dfstream.types import Frame
 
-StatusCallback = Callable[[str, str], None]
-"""Called with (state, reason) on connection changes: disconnected, stalled, reconnecting,
-connected."""
-
 _FALLBACK_FPS = 25.0
-
-
-def safe_message(text: object) -> str:
-    """``text`` on one line with any URL credentials redacted."""
-    return redact(" ".join(str(text).split()))
-
-
-_ANSWERED = (
-    av.error.ConnectionRefusedError,
-    av.error.HTTPError,
-    av.error.HTTPClientError,
-    av.error.FileNotFoundError,
-)
-"""Errors that prove the other side answered: never reported as a timeout."""
-
-
-def describe_open_error(error: BaseException, settings: LiveSettings) -> str:
-    """Why a live source could not be opened, and what to check, without the URL."""
-    if isinstance(error, av.error.ConnectionRefusedError):
-        return (
-            "connection refused: nothing listens on that port; check the host and port, "
-            "and that the camera or server is running"
-        )
-    if isinstance(error, av.error.HTTPNotFoundError):
-        return "the server has no stream at that path (404 Not Found); check the path"
-    if isinstance(error, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
-        return "access denied; check the user name and password in the URL"
-    if isinstance(error, av.error.ExitError | av.error.TimeoutError | TimeoutError):
-        return (
-            f"no answer within {settings.open_timeout:g} s (--open-timeout); "
-            "check that the host is reachable and the address is right"
-        )
-    if isinstance(error, av.error.FileNotFoundError):
-        return "no such device or address; check that the camera is connected"
-    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return f"cannot open it: {safe_message(reason)}"
-
-
-def connect(inp: LiveInput, settings: LiveSettings) -> Any:
-    """Open ``inp`` with the open and read timeouts; a container with a video stream, or a
-    ``SourceError`` naming the source (redacted) and the reason."""
-    read_timeout = min(settings.read_timeout, settings.stall_timeout)
-    started = time.monotonic()
-    try:
-        container = av.open(
-            inp.url,
-            mode="r",
-            format=inp.format,
-            options=inp.options,
-            timeout=(settings.open_timeout, read_timeout),
-        )
-    except (av.error.FFmpegError, OSError) as error:
-        # A silent peer surfaces as whatever FFmpeg's socket timeout turns into (often
-        # "Invalid data"); what the user needs to hear is that nothing answered in time.
-        timed_out = time.monotonic() - started >= 0.9 * min(settings.open_timeout, read_timeout)
-        if timed_out and not isinstance(error, _ANSWERED):
-            error = TimeoutError()
-        raise SourceError(f"{inp.display}: {describe_open_error(error, settings)}") from None
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"{inp.display}: the stream has no video track")
-    return container
 
 
 class Backoff:
@@ -123,12 +67,15 @@ class LiveSource(Source):
 
     ``live`` is False for a file over HTTP (or a VOD playlist) with a known duration: it is
     not real time, so the pipeline analyses it losslessly (WAIT) instead of dropping frames.
+    ``corrupt_frames`` counts the frames refused by the ``FrameGate`` (``gate_factory``).
     """
+
+    gate_factory: type[FrameGate] = FrameGate
 
     def __init__(
         self,
         container: Any,
-        inp: LiveInput,
+        inp: FFmpegInput,
         *,
         stream_id: str,
         settings: LiveSettings,
@@ -154,6 +101,7 @@ class LiveSource(Source):
         self.live = not (inp.ends_normally and self.media_duration_s is not None)
         self.reconnects = 0
         self.corrupt_packets = 0
+        self._gate: FrameGate = self.gate_factory()
         self._offset = 0.0  # media time at which the current session starts
         self._last_pts = -1.0
         self._lock = threading.Lock()
@@ -162,7 +110,7 @@ class LiveSource(Source):
     @classmethod
     def open(
         cls,
-        spec: str,
+        spec: SourceSpec,
         *,
         stream_id: str,
         settings: LiveSettings,
@@ -170,13 +118,7 @@ class LiveSource(Source):
         stop: threading.Event | None = None,
     ) -> LiveSource:
         """Connect to ``spec`` once, or raise a one-line ``SourceError`` within the open timeout."""
-        inp = live_input(
-            spec,
-            open_timeout=settings.open_timeout,
-            read_timeout=settings.read_timeout,
-            display=redact(spec),
-            transport=settings.transport,
-        )
+        inp = ffmpeg_input(spec, settings)
         container = connect(inp, settings)
         try:
             return cls(
@@ -186,6 +128,11 @@ class LiveSource(Source):
         except Exception:
             container.close()
             raise
+
+    @property
+    def corrupt_frames(self) -> int:
+        """Frames decoded but not yielded: flagged corrupt or waiting for a clean keyframe."""
+        return self._gate.dropped
 
     def _stopping(self) -> bool:
         return self._stop.is_set() or self._closed.is_set()
@@ -253,28 +200,42 @@ class LiveSource(Source):
 
     def _session(self, index: int) -> Generator[Frame, None, tuple[str, str, int]]:
         """Decode one connection; returns (outcome, reason, next frame index) where outcome is
-        ended, stopped, disconnected or stalled."""
+        ended, stopped, disconnected, stalled or corrupt. Only frames the ``FrameGate``
+        admits are yielded: from the first clean keyframe on, none flagged corrupt."""
         container = self._container
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "SLICE"  # frame threading would add frames of delay
         stall = self.settings.stall_timeout
-        last_frame = time.monotonic()
+        gate = self._gate
+        gate.reset()
+        started = last_data = last_clean = time.monotonic()
+        keyframe_at: float | None = None  # when this session saw its first keyframe
+        dropped_before = gate.dropped
         first_time: float | None = None
         session_start = time.time()
         try:
             for packet in container.demux(stream):
                 if self._stopping():
                     return "stopped", "", index
+                if getattr(packet, "is_corrupt", False):
+                    gate.lost()
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
-                    self.corrupt_packets += 1  # e.g. joined mid-GOP; the next keyframe recovers
+                    self.corrupt_packets += 1  # e.g. a lost slice; the next keyframe recovers
+                    gate.lost()
                     decoded = []
                 now = time.monotonic()
-                if not decoded and now - last_frame > stall:
+                if packet.size:
+                    last_data = now
+                elif now - last_data > stall:
                     return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
                 for frame in decoded:
-                    last_frame = now
+                    if keyframe_at is None and frame_is_keyframe(frame):
+                        keyframe_at = now
+                    if not gate.admit(frame):
+                        continue
+                    last_clean = now
                     seconds = frame.time
                     if seconds is None:
                         seconds = time.time() - session_start
@@ -292,11 +253,23 @@ class LiveSource(Source):
                     index += 1
                     if self._stopping():
                         return "stopped", "", index
+                reason = self._corrupt_reason(
+                    now, started, last_clean, keyframe_at, gate.dropped - dropped_before
+                )
+                if reason:
+                    return "corrupt", reason, index
         except (av.error.FFmpegError, OSError) as error:
             if self._stopping():
                 return "stopped", "", index
-            if time.monotonic() - last_frame >= stall * 0.9:
+            # ExitError: PyAV's read timeout, min(--read-timeout, --stall-timeout), fired. Check
+            # it by type too: a demuxer may flush its last frames just before raising it (MPEG-TS
+            # completes a frame only when the next one starts), so the clock alone can miss it.
+            read_timeout = self.settings.read_timeout
+            timed_out = isinstance(error, av.error.ExitError)
+            if (timed_out and read_timeout >= stall) or time.monotonic() - last_data >= stall * 0.9:
                 return "stalled", f"no frame for {stall:g} s (--stall-timeout)", index
+            if timed_out:
+                return "disconnected", f"no data for {read_timeout:g} s (--read-timeout)", index
             reason = getattr(error, "strerror", None) or type(error).__name__
             return "disconnected", safe_message(reason), index
         finally:
@@ -304,6 +277,33 @@ class LiveSource(Source):
         if self._input.ends_normally:
             return "ended", "", index
         return "disconnected", "the server ended the stream", index
+
+    def _corrupt_reason(
+        self,
+        now: float,
+        started: float,
+        last_clean: float,
+        keyframe_at: float | None,
+        dropped: int,
+    ) -> str:
+        """Why this connection counts as delivering only corrupt frames, or "" while it does
+        not: no clean frame for ``stall_timeout`` since the later of the last clean frame and
+        the session's first keyframe, or no keyframe at all within ``keyframe_timeout``."""
+        settings = self.settings
+        if keyframe_at is None:
+            if now - started <= settings.keyframe_timeout:
+                return ""  # joining a long GOP: data flows, the keyframe is still to come
+            return (
+                f"no clean keyframe within {settings.keyframe_timeout:g} s of connecting "
+                f"({dropped} frame(s) dropped as corrupt)"
+            )
+        if now - max(last_clean, keyframe_at) <= settings.stall_timeout:
+            return ""
+        return (
+            f"only corrupt frames for {settings.stall_timeout:g} s (--stall-timeout): {dropped} "
+            "dropped; packet loss or a stream joined where it cannot be decoded "
+            "(with UDP transport try --rtsp-transport tcp)"
+        )
 
     def _drop_container(self) -> None:
         with self._lock:
@@ -321,3 +321,22 @@ class LiveSource(Source):
             if self._iterating:
                 return
         self._drop_container()
+
+
+def open_live(
+    spec: SourceSpec,
+    *,
+    stream_id: str,
+    live: LiveSettings,
+    on_status: StatusCallback | None,
+    stop: threading.Event | None,
+) -> LiveSource:
+    """The opener of RTSP, HTTP, HLS, UDP and webcam specs."""
+    return LiveSource.open(spec, stream_id=stream_id, settings=live, on_status=on_status, stop=stop)
+
+
+register_source(SourceKind.RTSP, open_live)
+register_source(SourceKind.HTTP, open_live)
+register_source(SourceKind.HLS, open_live)
+register_source(SourceKind.UDP, open_live)
+register_source(SourceKind.WEBCAM, open_live)

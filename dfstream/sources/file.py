@@ -1,28 +1,27 @@
-"""Video sources: turn a user's spec (a file, a folder, later a URL) into decoded ``Frame`` s.
+"""Local video files and folders: ``FileSource`` decodes every frame of a file with PyAV.
 
-``expand_sources`` turns folders into their video files; ``open_source`` validates one spec and
-returns a ``Source`` whose ``frames()`` iterator yields every decoded frame. Problems a user can
-fix (missing path, empty file, not a video, no video stream, truncated file) become one-line
-``SourceError`` s that say what is wrong and how to fix it.
+``expand_sources`` parses source strings and replaces every folder by the video files inside
+it. Problems a user can fix (missing path, empty file, not a video, no video stream, truncated
+file) become one-line ``SourceError`` s that say what is wrong and how to fix it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import av.error
 
 from dfstream.errors import SourceError
-from dfstream.livespec import LiveSettings, is_live_spec
+from dfstream.sources.base import LiveSettings, Source, StatusCallback
+from dfstream.sources.ffmpeg import ffmpeg_message
+from dfstream.sources.registry import register_source
+from dfstream.sources.spec import SourceKind, SourceSpec, parse_source
 from dfstream.types import Frame
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -31,88 +30,32 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
         ".flv", ".mpg", ".mpeg", ".wmv", ".3gp",
     }
 )  # fmt: skip
-"""File name extensions (lower case) that a folder spec expands to."""
-
-_SourceT = TypeVar("_SourceT", bound="Source")
+"""File name extensions (lower case) that a folder expands to."""
 
 _FALLBACK_FPS = 25.0  # only used to invent timestamps when a file has neither pts nor a rate
-
-
-def _one_line(text: object) -> str:
-    """Collapse whitespace so that a message (an FFmpeg log line included) stays on one line."""
-    return " ".join(str(text).split())
-
-
-def redact(spec: str) -> str:
-    """``spec`` with any ``user:password@`` part of a URL replaced by ``***@``, for display."""
-    return re.sub(r"(://)[^/?#\s]*@", r"\1***@", spec)
-
-
-def _ffmpeg_message(error: BaseException) -> str:
-    """The FFmpeg reason of an error, without PyAV's ``[Errno N]`` prefix and file name."""
-    strerror = getattr(error, "strerror", None)
-    return _one_line(strerror or error or type(error).__name__)
 
 
 def _is_video_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def expand_sources(specs: Sequence[str]) -> list[str]:
-    """Replace every folder in ``specs`` by the video files inside it (recursive, sorted).
+def expand_sources(items: Iterable[str | SourceSpec]) -> list[SourceSpec]:
+    """Parse ``items`` and replace every folder by the video files inside it (recursive,
+    sorted by path).
 
-    A folder without any video stays in the list as itself, so that ``open_source`` reports it
-    later for that one source without stopping the others. URLs (anything with ``://``) and
-    files pass through unchanged, in order.
+    A folder without any video stays in the list as itself, so that opening it reports it
+    later for that one source without stopping the others. Everything else keeps its place.
+    Raises ``SourceError`` for a string ``parse_source`` refuses.
     """
-    expanded: list[str] = []
-    for spec in specs:
-        path = Path(spec)
-        if "://" in spec or not path.is_dir():
+    expanded: list[SourceSpec] = []
+    for item in items:
+        spec = parse_source(item) if isinstance(item, str) else item
+        if spec.kind is not SourceKind.FOLDER:
             expanded.append(spec)
             continue
-        videos = sorted(str(p) for p in path.rglob("*") if _is_video_file(p))
-        expanded.extend(videos or [spec])
+        videos = sorted(str(p) for p in Path(spec.url).rglob("*") if _is_video_file(p))
+        expanded.extend([parse_source(v) for v in videos] or [spec])
     return expanded
-
-
-class Source(ABC):
-    """One stream of frames: a file today, a camera or network stream later.
-
-    ``frames()`` is meant to be iterated once and closes the source when it ends; to stop early,
-    stop iterating (or close the iterator) and call ``close()``. Use it as a context manager.
-    """
-
-    stream_id: str
-    source: str
-    """What to show the user (credentials redacted)."""
-    live: bool
-    fps: float | None
-    media_duration_s: float | None
-    width: int
-    height: int
-
-    @abstractmethod
-    def frames(self) -> Iterator[Frame]:
-        """Decoded frames in presentation order."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the source; safe to call more than once."""
-
-    def __enter__(self: _SourceT) -> _SourceT:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(stream_id={self.stream_id!r}, source={self.source!r})"
 
 
 class FileSource(Source):
@@ -168,7 +111,7 @@ class FileSource(Source):
             raise SourceError(f"{path}: permission denied; make the file readable") from error
         except av.error.FFmpegError as error:
             raise SourceError(
-                f"{path}: not a readable video file ({_ffmpeg_message(error)}); "
+                f"{path}: not a readable video file ({ffmpeg_message(error)}); "
                 "check that it is a complete video, e.g. re-download or re-export it"
             ) from error
         if not container.streams.video:
@@ -229,7 +172,7 @@ class FileSource(Source):
                 return
             raise SourceError(
                 f"{self._path}: decoding stopped after {index} frames: "
-                f"{_ffmpeg_message(error)} (the file is probably truncated or corrupt)"
+                f"{ffmpeg_message(error)} (the file is probably truncated or corrupt)"
             ) from error
         finally:
             with self._lock:
@@ -262,40 +205,17 @@ class FileSource(Source):
             self._container.close()
 
 
-def _open_url(spec: str, *, stream_id: str) -> Source:
-    """Dispatch point for URL specs (``rtsp://``, ``http://``, webcams ...)."""
-    scheme = spec.split("://", 1)[0].lower()
-    if scheme == "file":
-        return FileSource.open(Path(spec.split("://", 1)[1]), stream_id=stream_id)
-    raise SourceError(
-        f"{redact(spec)}: unsupported URL scheme {scheme}://; use rtsp://, rtsps://, http://, "
-        "https://, file://, a webcam (webcam, webcam:N, /dev/videoN) or a video file"
-    )
-
-
-def open_source(
-    spec: str,
+def open_file(
+    spec: SourceSpec,
     *,
-    stream_id: str | None = None,
-    live: LiveSettings | None = None,
-    on_status: Callable[[str, str], None] | None = None,
-    stop: threading.Event | None = None,
-) -> Source:
-    """Validate and open one source spec; ``stream_id`` defaults to the spec (redacted).
+    stream_id: str,
+    live: LiveSettings,
+    on_status: StatusCallback | None,
+    stop: threading.Event | None,
+) -> FileSource:
+    """The opener of ``FILE`` and ``FOLDER`` specs (a folder reaching it holds no video)."""
+    return FileSource.open(Path(spec.url), stream_id=stream_id)
 
-    Network URLs and webcams open as ``dfstream.live.LiveSource`` with ``live`` settings
-    (timeouts, reconnect), reporting connection changes to ``on_status`` and ending on ``stop``.
-    Raises ``SourceError`` with a one-line message for anything that cannot be opened.
-    """
-    if not spec:
-        raise SourceError("empty source: pass a video file, a folder of videos or a URL")
-    sid = stream_id if stream_id is not None else redact(spec)
-    if is_live_spec(spec):
-        from dfstream.live import LiveSource
 
-        return LiveSource.open(
-            spec, stream_id=sid, settings=live or LiveSettings(), on_status=on_status, stop=stop
-        )
-    if "://" in spec:
-        return _open_url(spec, stream_id=sid)
-    return FileSource.open(Path(spec), stream_id=sid)
+register_source(SourceKind.FILE, open_file)
+register_source(SourceKind.FOLDER, open_file)

@@ -1,0 +1,193 @@
+"""The per-stream face analyzer: sample -> detect every k-th sampled frame -> track -> crop.
+
+``FaceAnalyzer.analyze`` takes the frames of one stream in order and says, per frame, whether it
+was sampled at the analysis rate, whether the detector ran on it, which face tracks ended and
+which crops were cut. The pipeline's analyzer thread, ``training`` preprocessing and the naive
+benchmark reference all use it, so serving, training and the reference cut the same crops from
+the same frames. The tracker constants (``faces.track``) and the crop-margin rule are defined
+once, and every caller gets them from here.
+
+A ``FaceAnalyzer`` holds one detector, which is not thread-safe: one analyzer per thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dfstream.faces.crop import ColorOrder, crop_face, crop_landmarks
+from dfstream.faces.detect import FaceDetector
+from dfstream.faces.track import IOU_THRESHOLD, MAX_MISSES, IouTracker
+from dfstream.types import Box, FaceCrop, Frame
+
+LIVE_ANALYSIS_FPS = 10.0
+"""Analysis rate of live sources when none is set: a camera's full rate would mostly be dropped
+by a CPU anyway, and 10 fps keeps the windows dense."""
+
+
+def margin_for_detector(detector: str, model_margin: float) -> float:
+    """The crop margin to use with the ``--detector`` choice ``detector``.
+
+    Whole-frame "detections" (``none``) are already face crops, so they get no margin around
+    them; every real detector gets the model's own ``model_margin``.
+    """
+    return 0.0 if detector == "none" else model_margin
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzerSettings:
+    """How frames are sampled, how often faces are detected, and how crops are cut."""
+
+    crop_margin: float
+    """Margin around the face box, as a fraction of its side (see ``margin_for_detector``)."""
+    crop_size: int
+    color_order: ColorOrder
+    analysis_fps: float | None = None
+    """Frames analysed per second of media time; None: every frame (files) or
+    ``live_analysis_fps`` (live sources)."""
+    detect_every: int = 1
+    """The detector runs on every ``detect_every``-th sampled frame, the tracker in between."""
+    max_seconds: float | None = None
+    """Media time at which a stream's reading stops (read by the reader, not the analyzer)."""
+    iou_threshold: float = IOU_THRESHOLD
+    max_misses: int = MAX_MISSES
+    live_analysis_fps: float | None = LIVE_ANALYSIS_FPS
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every: expected >= 1 but got {self.detect_every}")
+        for name in ("analysis_fps", "live_analysis_fps"):
+            rate = getattr(self, name)
+            if rate is not None and not rate > 0:
+                raise ValueError(f"{name}: expected None or > 0 but got {rate}")
+        if self.crop_margin < 0:
+            raise ValueError(f"crop_margin: expected >= 0 but got {self.crop_margin}")
+        if self.crop_size < 1:
+            raise ValueError(f"crop_size: expected >= 1 but got {self.crop_size}")
+        if self.color_order not in ("BGR", "RGB"):
+            raise ValueError(f"color_order: expected 'BGR' or 'RGB' but got {self.color_order!r}")
+
+    def analysis_rate(self, live: bool) -> float | None:
+        """Frames per second analysed from a (``live`` or file) stream; None: every frame."""
+        return self.analysis_fps or (self.live_analysis_fps if live else None)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnalysis:
+    """What the analyzer made of one frame."""
+
+    frame: Frame
+    sampled: bool
+    """Taken at the analysis rate; crops are cut from sampled frames only."""
+    detected: bool
+    """The detector ran on this frame (otherwise the tracks kept their boxes)."""
+    ended: tuple[int, ...]
+    """Ids of the tracks that ended with this frame's detector run, in the order they ended."""
+    crops: tuple[FaceCrop, ...]
+    """One crop per face being followed, by track id."""
+    boxes: tuple[tuple[int, Box], ...]
+    """``(track id, box)`` of the faces being followed as of the latest sampled frame (also on
+    frames that were not sampled: what an overlay draws)."""
+
+
+class FaceAnalyzer:
+    """Sample -> detect every k -> IoU-track -> crop, for the frames of one stream in order."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        settings: AnalyzerSettings,
+        *,
+        stream_id: str,
+        live: bool = False,
+    ) -> None:
+        """``stream_id`` goes into every crop; ``live`` picks the live analysis rate."""
+        self.detector = detector
+        self.settings = settings
+        self.stream_id = stream_id
+        self._tracker = IouTracker(
+            iou_threshold=settings.iou_threshold, max_misses=settings.max_misses
+        )
+        rate = settings.analysis_rate(live)
+        self._period = 1.0 / rate if rate else None
+        self._next_time = 0.0
+        self._since_restart = 0
+        self._boxes: tuple[tuple[int, Box], ...] = ()
+        self.frames_analyzed = 0
+        """Sampled frames so far."""
+        self.detections = 0
+        """Detector runs so far."""
+        self.detect_s = 0.0
+        """Seconds spent inside the detector so far."""
+
+    def restart_cadence(self) -> None:
+        """Run the detector on the next sampled frame and count the k from there (training
+        restarts it at each run of consecutive frames it takes from a video)."""
+        self._since_restart = 0
+
+    def analyze(self, frame: Frame) -> FrameAnalysis:
+        """Sample, detect (every ``detect_every``-th sampled frame), track and crop ``frame``."""
+        if not self._sample(frame.pts_seconds):
+            return FrameAnalysis(frame, False, False, (), (), self._boxes)
+        detected = self._since_restart % self.settings.detect_every == 0
+        ended: tuple[int, ...] = ()
+        if detected:
+            clock = time.perf_counter()
+            found = self.detector.detect(frame.image_bgr)
+            self.detect_s += time.perf_counter() - clock
+            self.detections += 1
+            self._tracker.update(found)
+            ended = tuple(self._tracker.pop_ended())
+        self._since_restart += 1
+        self.frames_analyzed += 1
+        tracks = self._tracker.tracks()
+        crops = tuple(self._crop(frame, t.track_id, t.box, t.landmarks) for t in tracks)
+        self._boxes = tuple((t.track_id, t.box) for t in tracks)
+        return FrameAnalysis(frame, True, detected, ended, crops, self._boxes)
+
+    def _sample(self, pts: float) -> bool:
+        """Whether the frame at media time ``pts`` is due at the analysis rate."""
+        if self._period is None:
+            return True
+        if pts + 1e-6 < self._next_time:
+            return False
+        # The next frame is due one period later; after a jump in time, one period after pts.
+        following = self._next_time + self._period
+        self._next_time = following if following > pts else pts + self._period
+        return True
+
+    def _crop(
+        self, frame: Frame, track_id: int, box: Box, landmarks: np.ndarray | None
+    ) -> FaceCrop:
+        s = self.settings
+        image = frame.image_bgr
+        crop = crop_face(
+            image, box, margin=s.crop_margin, size=s.crop_size, color_order=s.color_order
+        )
+        return FaceCrop(
+            stream_id=self.stream_id,
+            track_id=track_id,
+            frame_index=frame.index,
+            media_time=frame.pts_seconds,
+            wall_time=frame.wall_time,
+            box=box,
+            crop=crop,
+            landmarks=None
+            if landmarks is None
+            else crop_landmarks(
+                landmarks, box, margin=s.crop_margin, size=s.crop_size, image_shape=image.shape
+            ),
+        )
+
+
+__all__ = [
+    "IOU_THRESHOLD",
+    "LIVE_ANALYSIS_FPS",
+    "MAX_MISSES",
+    "AnalyzerSettings",
+    "FaceAnalyzer",
+    "FrameAnalysis",
+    "margin_for_detector",
+]
