@@ -4,10 +4,11 @@ The head has 1 CPU; the second node has 1 CPU and the label ``dfstream-test=edge
 generated clips runs one actor on each node; the second node is killed mid-scan (every process
 of its session, SIGKILL) and the scan must still end with every clip exactly once and the
 scores of a local run of the same clips. A rerun then resumes with nothing left to do. Two live
-RTSP streams are placed on the second node (``--ray-place '*=prefer:dfstream-test=edge'``);
-their events arrive at the driver's JSONL; the node is killed and both streams are restarted on
-the head with a ``restarting`` status event. Every Ray process started here is stopped by its
-session id (``tests.ray_cluster``), never with ``ray stop``.
+RTSP streams (gst-rtsp-server) are placed on the second node (``--ray-place
+'*=prefer:dfstream-test=edge'``); their events arrive at the driver's JSONL, report and
+metrics; the node is killed and both streams are restarted on the head with a ``restarting``
+status event. Every Ray process started here is stopped by its session id
+(``tests.ray_cluster``), never with ``ray stop``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +27,10 @@ from typing import Any
 
 import pytest
 
-from tests.live_servers import REPO_ROOT, rtsp_server, wait_for
+from tests.live_servers import REPO_ROOT, free_port, rtsp_server, wait_for
 from tests.media import write_clip
 from tests.ray_cluster import RayCluster, RayNode
+from tests.real_servers import GstRtsp, gst_rtsp_available, running
 from tests.scan_outputs import results, summaries
 
 pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'dfstream[ray]'")
@@ -136,13 +139,24 @@ def test_scan_on_two_nodes_survives_a_lost_node_and_matches_a_local_run(
 @contextlib.contextmanager
 def rtsp_streams(clip: Path, workdir: Path, count: int) -> Iterator[list[str]]:
     """``count`` live RTSP streams on 127.0.0.1, each from its own server; yields their URLs.
-    (The one place that says which RTSP server the cluster test uses.)"""
+    GStreamer's gst-rtsp-server (a server the project did not write) where Debian's GI
+    bindings are installed, else the project's own relay (``tests/rtsp_server.py``). The one
+    place that says which RTSP server the cluster test uses."""
     with contextlib.ExitStack() as stack:
-        servers = [
+        if gst_rtsp_available():
+            gst = [stack.enter_context(running(GstRtsp(clip, workdir))) for _ in range(count)]
+            yield [server.url() for server in gst]
+            return
+        relays = [
             stack.enter_context(rtsp_server(clip, workdir, paths=(f"/cam{i}",)))
             for i in range(count)
         ]
-        yield [server.url() for server in servers]
+        yield [server.url() for server in relays]
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -160,10 +174,12 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
     edge = cluster.edge_ids()
     clip = write_clip(tmp_path / "live.mp4", frames=100, size=(160, 120), pattern="face", gop=10)
     jsonl, report = tmp_path / "events.jsonl", tmp_path / "report.json"
+    metrics_port = free_port()
     with rtsp_streams(clip, tmp_path, 2) as urls:
         run = _dfstream(
             cluster, *urls, *MODEL_ARGS, "--analysis-fps", "4", "--no-dashboard",
             "--jsonl", str(jsonl), "--report", str(report), "--ray", cluster.ray.address,
+            "--metrics-port", str(metrics_port),
             "--ray-place", f"*=prefer:{EDGE}", "--ray-cpus", "0.5",
         )  # fmt: skip
 
@@ -180,6 +196,8 @@ def test_live_streams_run_on_the_second_node_and_move_when_it_is_lost(
             assert len(placed) == 2 and all(
                 any(node[:12] in e["reason"] for node in edge) for e in placed
             ), placed
+            scraped = _scrape(metrics_port)  # served by the driver from the actors' state
+            assert all(f'dfstream_score{{stream="{url}"}}' in scraped for url in urls), scraped
             before = len(of("score"))
             cluster.edge.kill()
             assert wait_for(lambda: len(of("status", "restarting")) == 2, 60), _events(jsonl)
