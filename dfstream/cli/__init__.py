@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "export": "dfstream.cli.export",
     "engine": "dfstream.cli.engine",
     "doctor": "dfstream.cli.doctor",
+    "scan": "dfstream.cli.scan",
     "gui": "dfstream.cli.gui",
 }
 """Commands besides analysis: name -> module with ``main(argv) -> int``."""

@@ -31,6 +31,7 @@ from dfstream.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from dfstream.api import RunResult
+    from dfstream.cluster.live import RayAnalysis
 
 EPILOG = (
     EXIT_CODES_HELP
@@ -40,6 +41,8 @@ other commands:
   dfstream export ...        ONNX export of a model + parity check (see export --help)
   dfstream engine build ...  TensorRT engines from the ONNX export (see engine --help)
   dfstream doctor            versions, devices, and which backends work here (and why not)
+  dfstream scan SOURCE...    analyse an archive, each video once, resumable; --ray for a
+                             Ray cluster (see dfstream scan --help)
   dfstream gui [SOURCE...]   the desktop app: pick videos, photos, a folder or a stream
   dfstream bench [--quick]   throughput, per-stage rates and latency of the whole pipeline
                              on a generated clip (see dfstream bench --help)
@@ -213,9 +216,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--alert-recover", action="store_true",
         help="also alert when a FAKE stream's verdict changes back",
     )  # fmt: skip
+    cluster = p.add_argument_group(
+        "on a Ray cluster (pip install 'dfstream[ray]'; see docs/scale-out.md)",
+        "Each source is analysed by an actor on a cluster node; events come back here.",
+    )
+    cluster.add_argument(
+        "--ray", metavar="ADDRESS", help="auto, or HOST:PORT of the cluster's head"
+    )
+    cluster.add_argument(
+        "--ray-place", action="append", default=[], type=_place_rule, metavar="RULE",
+        help="MATCH=label:KEY=VALUE | MATCH=prefer:KEY=VALUE | MATCH=resource:NAME[:N]; "
+        "MATCH is * or part of the source (repeatable; default: spread over the nodes)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--ray-cpus", type=positive_float, default=1.0, metavar="N",
+        help="CPUs each stream's actor reserves (and its torch threads; default 1)",
+    )  # fmt: skip
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"dfstream {__version__}")
     return p
+
+
+def _place_rule(text: str) -> object:
+    from dfstream.cluster.placement import parse_rule
+
+    try:
+        return parse_rule(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--ray-place {text}: ")) from exc
 
 
 def outputs_from_args(args: argparse.Namespace) -> OutputConfig:
@@ -323,13 +351,28 @@ def analyze(argv: Sequence[str]) -> int:
             soft_wrap=True,
         )
 
-    run = Analysis(
-        config,
-        outputs=outputs,
-        sinks=[EventLog(console)],
-        on_notice=notice,
-        on_sink_failure=sink_failed,
-    )
+    run: Analysis | RayAnalysis
+    if args.ray is not None:
+        from dfstream.cluster.live import RayAnalysis
+
+        run = RayAnalysis(
+            config,
+            address=args.ray,
+            placement=args.ray_place,
+            cpus=args.ray_cpus,
+            outputs=outputs,
+            sinks=[EventLog(console)],
+            on_notice=notice,
+            on_sink_failure=sink_failed,
+        )
+    else:
+        run = Analysis(
+            config,
+            outputs=outputs,
+            sinks=[EventLog(console)],
+            on_notice=notice,
+            on_sink_failure=sink_failed,
+        )
     interrupts.on_first = run.stop
     if interrupts.count:  # Ctrl-C while the model was loading: stop before any decoding
         run.stop()
