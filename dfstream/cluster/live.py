@@ -149,35 +149,17 @@ class RayAnalysis:
         them for a local run). The frames stay on the nodes: alerts carry no face snapshot,
         and the metrics have no CNN batch sizes."""
         from dfstream.pipeline.stats import BatchStats
-        from dfstream.sinks.alert_transports import open_transport
-        from dfstream.sinks.alerts import AlertSink
+        from dfstream.sinks.build import open_network_sinks
         from dfstream.sinks.metrics import MetricsSink
 
-        outputs, config = self.outputs, self.config
-        sinks: list[Sink] = []
-        try:
-            if outputs.metrics_port is not None:
-                metrics = MetricsSink.open(outputs.metrics_host, outputs.metrics_port)
-                metrics.attach(self.snapshots, BatchStats())
-                sinks.append(metrics)
-                self._notice(f"metrics on {metrics.url}")
-            model = config.weights.name if config.weights else f"untrained (seed {config.seed})"
-            for kind, url in (("webhook", outputs.webhook), ("mqtt", outputs.mqtt)):
-                if url is None:
-                    continue
-                alerts = AlertSink(
-                    open_transport(kind, url),
-                    name=kind,
-                    model=model,
-                    threshold=config.threshold,
-                    recover=outputs.alert_recover,
-                    notice=self._notice,
-                )
-                alerts.start()
-                sinks.append(alerts)
-        except BaseException:
-            SinkGroup(sinks).close()
-            raise
+        config = self.config
+        model = config.weights.name if config.weights else f"untrained (seed {config.seed})"
+        sinks = open_network_sinks(
+            self.outputs, model=model, threshold=config.threshold, notice=self._notice
+        )
+        for sink in sinks:
+            if isinstance(sink, MetricsSink):
+                sink.attach(self.snapshots, BatchStats())
         return sinks
 
     # -- the Analysis surface -------------------------------------------------------------

@@ -90,6 +90,42 @@ def open_early_sinks(outputs: OutputConfig) -> list[Sink]:
     return [JsonlSink.open(outputs.jsonl)] if outputs.jsonl is not None else []
 
 
+def open_network_sinks(
+    outputs: OutputConfig,
+    *,
+    model: str,
+    threshold: float,
+    notice: Callable[[str], None] = lambda _message: None,
+) -> list[Sink]:
+    """Prometheus metrics and FAKE alerts (webhook, MQTT): the outputs a cluster driver opens
+    too. ``model`` names the model in alerts. Metrics still need ``MetricsSink.attach``.
+    Raises ``OutputError`` (after closing what was opened) when one cannot be opened."""
+    sinks: list[Sink] = []
+    try:
+        if outputs.metrics_port is not None:
+            metrics = MetricsSink.open(outputs.metrics_host, outputs.metrics_port)
+            sinks.append(metrics)
+            notice(f"metrics on {metrics.url}")
+        for kind, url in (("webhook", outputs.webhook), ("mqtt", outputs.mqtt)):
+            if url is None:
+                continue
+            alerts = AlertSink(
+                open_transport(kind, url),
+                name=kind,
+                model=model,
+                threshold=threshold,
+                recover=outputs.alert_recover,
+                notice=notice,
+            )
+            alerts.start()
+            sinks.append(alerts)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
 def open_run_sinks(
     outputs: OutputConfig,
     *,
@@ -105,25 +141,10 @@ def open_run_sinks(
     ``streams`` are the (stream id, spec) pairs known now; ``notice`` hears where metrics are
     served and alert outages. Raises ``OutputError`` (after closing what was opened) when one
     cannot be written."""
-    sinks: list[Sink] = []
+    sinks = open_network_sinks(
+        outputs, model=model_name(loaded), threshold=settings.scoring.threshold, notice=notice
+    )
     try:
-        if outputs.metrics_port is not None:
-            metrics = MetricsSink.open(outputs.metrics_host, outputs.metrics_port)
-            sinks.append(metrics)
-            notice(f"metrics on {metrics.url}")
-        for kind, url in (("webhook", outputs.webhook), ("mqtt", outputs.mqtt)):
-            if url is None:
-                continue
-            alerts = AlertSink(
-                open_transport(kind, url),
-                name=kind,
-                model=model_name(loaded),
-                threshold=settings.scoring.threshold,
-                recover=outputs.alert_recover,
-                notice=notice,
-            )
-            alerts.start()
-            sinks.append(alerts)
         if outputs.report is not None:
             header = report_header(config, outputs, loaded, backend)
             sinks.append(ReportSink.open(outputs.report, header=header, scoring=settings.scoring))
