@@ -51,6 +51,26 @@ def _wait_port(port: int, timeout: float) -> bool:
     return False
 
 
+def _wait_described(port: int, path: str, timeout: float) -> bool:
+    """True once the RTSP server on ``port`` answers DESCRIBE for ``path`` with 200 OK."""
+    request = (
+        f"DESCRIBE rtsp://127.0.0.1:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n"
+        "Accept: application/sdp\r\n\r\n"
+    ).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
+                probe.sendall(request)
+                status_line = probe.recv(4096).split(b"\r\n", 1)[0]
+            if b" 200 " in status_line:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 class _Process:
     """One server process (group) with a log file."""
 
@@ -178,7 +198,11 @@ class PerlRtsp(_Process):
                 "-rtsp_transport", "udp", f"rtsp://127.0.0.1:{self.source_port}/x",
             ]
         )  # fmt: skip
-        time.sleep(1.0)  # ANNOUNCE + RECORD: the mount exists once the publisher is in
+        # ANNOUNCE + RECORD: the mount exists once the publisher is in, which takes from a few
+        # hundred ms to seconds on a loaded machine; ask the server until it describes the stream.
+        if not _wait_described(self.port, "/x", 20):
+            self.kill()
+            raise RuntimeError(f"rtsp-server-perl never announced /x: {self.log.read_text()}")
 
 
 class Mosquitto(_Process):
