@@ -137,6 +137,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
 
+    for name, text in (
+        ("recipe", "train the default model (EfficientNet-Lite0 + LSTM) in one command"),
+        ("cv", "group-wise k-fold cross-validation of the recipe's variants"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument(
+            "--data",
+            type=Path,
+            default=Path("../shared/data"),
+            help="folder with real/ and dev/labels.csv (default %(default)s)",
+        )
+        p.add_argument("--out", type=Path, required=True, help="run folder (resumable)")
+        p.add_argument(
+            "--work",
+            type=Path,
+            default=None,
+            help="where the crop cache lives (default: --out); share it between runs",
+        )
+        p.add_argument("--steps", type=_positive, default=None, help="frame-stage steps")
+        p.add_argument("--head-steps", type=_positive, default=None, help="head-stage steps")
+        p.add_argument("--size", type=_positive, default=None, help="input size in pixels")
+        p.add_argument("--seed", type=int, default=None)
+        if name == "recipe":
+            p.add_argument("--variant", choices=("sbi", "supervised", "mixed"), default="mixed")
+            p.add_argument("--name", default="dfstream-lite0-v1", help="the model's name")
+            p.add_argument(
+                "--val-group",
+                default=None,
+                help="DeepFaceLive face model kept for validation (default: seeded)",
+            )
+        else:
+            p.add_argument("--folds", type=_positive, default=3)
+            p.add_argument(
+                "--variants",
+                type=lambda t: t.split(","),
+                default=["sbi", "supervised", "mixed"],
+                help="comma-separated: sbi, supervised, mixed",
+            )
+            p.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+            p.add_argument("--name", default="cv_folds", help="results file stem")  # fmt: skip
+
     p = sub.add_parser("evaluate", help="frame/window/video metrics of a checkpoint")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     p.add_argument("cache", type=Path, metavar="CACHE")
@@ -176,6 +217,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from training.train import cmd_train
 
         return cmd_train(args, console)
+    if args.command == "recipe":
+        from training.recipe import cmd_recipe
+
+        return cmd_recipe(args, console)
+    if args.command == "cv":
+        from training.recipe import cmd_cv
+
+        return cmd_cv(args, console)
     from training.evaluate import cmd_evaluate
 
     return cmd_evaluate(args, console)

@@ -1,0 +1,909 @@
+"""The default model's recipe and its group-wise cross-validation.
+
+``python -m training recipe --data ../shared/data --out runs/default`` reproduces the shipped
+model; ``python -m training cv --data ../shared/data --out runs/cv`` measures the recipe on face
+models it never trained on. Both use the same stages:
+
+1. **crops** - every video of ``real/videos`` and of ``dev/labels.csv`` cut by the product's own
+   ``FaceAnalyzer`` (YuNet, the model's margin and size, ``training.preprocess``) into runs of T
+   consecutive frames, and every photo of ``real/images`` as a one-frame source. Resumable.
+2. **frames** - EfficientNet-Lite0 from its ImageNet weights, the stem and first ``frozen``
+   blocks kept as they are (their BatchNorm too), the rest and BatchNorm trained as a frame
+   classifier on pairs drawn fresh every step: *supervised* pairs (a DeepFaceLive frame and its
+   real twin, one augmentation draw for both) and *self-blended* pairs (a real crop and its
+   self-blend, ``training.sbi_pairs``).
+3. **head** - the LSTM head trained on the frozen CNN's features of whole windows, every frame of
+   a window manipulated or none, window lengths drawn from 1..T so that a photo (one frame) and a
+   short track score too.
+4. **threshold** - the default threshold is the 95th percentile of the validation REAL windows'
+   scores (5% window-level false-FAKE rate on real footage never trained on), kept within
+   [0.1, 0.9]; stored in the checkpoint.
+
+Data roles, which never mix: ``mini/`` and ``dev/dfdc/`` never train (they are measured only);
+a validation set (every fourth real video and photo by name, and one DeepFaceLive face model)
+never trains and only sets the threshold; in ``cv`` the held-out face models of a fold neither
+train nor select.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from dfstream.errors import UsageError
+from dfstream.faces import crop_face, crop_landmarks, make_detector, margin_for_detector
+from dfstream.model import DeepfakeNet, ModelSpec, native_spec, preprocess, save_checkpoint
+from training.augment import AugmentSettings, augment_window
+from training.cache import CropCache, CropSettings
+from training.manifest import Entry
+from training.metrics import compute_metrics
+from training.preprocess import DetectorChoice, run_preprocess
+from training.sbi import blend_window
+from training.sbi_pairs import training_pairs
+from training.train import cosine_factor, load_imagenet
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+VARIANTS = ("sbi", "supervised", "mixed")
+NEVER_TRAIN_GENERATORS = ("dfdc", "ffpp-deepfakes")
+"""Generators whose clips are measured only (``mini/`` and ``dev/dfdc/``)."""
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """Every choice of the recipe (written into the log and the checkpoint's info)."""
+
+    size: int = 112
+    margin: float = 0.2
+    window: int = 8
+    frames_per_video: int = 120
+    detect_every: int = 1
+    frozen_blocks: int = 5
+    """Stem and the first blocks (stages 1-3 of Lite0) keep their ImageNet weights."""
+    steps: int = 1200
+    pairs_per_step: int = 16
+    lr: float = 4e-4
+    head_hidden: int = 128
+    head_steps: int = 1500
+    head_batch: int = 64
+    head_lr: float = 1e-3
+    sbi_windows_per_segment: float = 0.3
+    target_false_fake: float = 0.05
+    seed: int = 0
+    threads: int = 2
+
+
+# --- 1. crops -------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    """The crops of one video or photo with its label and group."""
+
+    key: str
+    path: str
+    label: str
+    generator: str
+    group: str
+    pair: str
+    crops: np.ndarray
+    frame_index: np.ndarray
+    track: np.ndarray
+    run: np.ndarray
+    landmarks: np.ndarray
+    photo: bool = False
+    features: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def fake(self) -> bool:
+        return self.label == "FAKE"
+
+    def segments(self) -> list[np.ndarray]:
+        """Index arrays of consecutive crops of one track within one run."""
+        if self.photo:
+            return [np.array([i]) for i in range(len(self.crops))]
+        out: list[np.ndarray] = []
+        for run, track in {(int(r), int(t)) for r, t in zip(self.run, self.track, strict=True)}:
+            idx = np.flatnonzero((self.run == run) & (self.track == track))
+            idx = idx[np.argsort(self.frame_index[idx], kind="stable")]
+            gaps = np.flatnonzero(np.diff(self.frame_index[idx]) != 1) + 1
+            out.extend(p for p in np.split(idx, gaps) if len(p))
+        return sorted(out, key=lambda p: int(p[0]))
+
+
+def _dev_rows(data: Path) -> list[dict[str, str]]:
+    labels = data / "dev" / "labels.csv"
+    if not labels.is_file():
+        raise UsageError(f"{labels}: not found; --data must hold dev/labels.csv (see its README)")
+    with labels.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _real_videos(data: Path) -> list[Path]:
+    return sorted((data / "real" / "videos").rglob("*.mp4"))
+
+
+def _real_photos(data: Path) -> list[Path]:
+    root = data / "real" / "images"
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def crop_settings(s: RecipeSettings) -> CropSettings:
+    return CropSettings(
+        size=s.size,
+        margin=s.margin,
+        color_order="RGB",
+        frames=s.frames_per_video,
+        run_length=s.window,
+        detector="auto",
+        detect_every=s.detect_every,
+    )
+
+
+def _photo_crops(
+    paths: Sequence[Path], s: RecipeSettings, out: Path, notice: Callable[[str], None]
+) -> dict[str, np.ndarray]:
+    """Every face of every photo, cut like the product cuts a one-frame source; cached."""
+    if out.is_file():
+        with np.load(out) as data:
+            return {k: data[k] for k in data.files}
+    detector = make_detector("auto", model_path=None, cache_dir=None, notice=notice)
+    margin = margin_for_detector("auto", s.margin)
+    crops, marks, owners, skipped = [], [], [], 0
+    for number, path in enumerate(paths):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            skipped += 1
+            continue
+        found = detector.detect(image)
+        if not found:
+            skipped += 1
+        for det in found:
+            crops.append(crop_face(image, det.box, margin=margin, size=s.size, color_order="RGB"))
+            lm = det.landmarks
+            marks.append(
+                np.full((5, 2), np.nan, np.float32)
+                if lm is None
+                else crop_landmarks(
+                    lm, det.box, margin=margin, size=s.size, image_shape=image.shape
+                )
+            )
+            owners.append(number)
+    notice(f"photos: {len(crops)} faces in {len(paths)} photos ({skipped} without a face)")
+    arrays = {
+        "crops": np.stack(crops).astype(np.uint8),
+        "landmarks": np.stack(marks).astype(np.float32),
+        "owner": np.array(owners, np.int32),
+    }
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(out)
+    return arrays
+
+
+def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) -> list[Clip]:
+    """Stage 1: all clips of ``data`` with their crops (made once, then read from ``work``)."""
+    notice = lambda msg: console.print(f"training: {msg}", highlight=False)  # noqa: E731
+    entries: list[Entry] = []
+    meta: dict[str, dict[str, str]] = {}
+    for row in _dev_rows(data):
+        path = str((data / "dev" / row["path"]).resolve())
+        group = row["group"]
+        entries.append(
+            Entry(path, row["label"], row["generator"], (group,), split="train", group=group)  # type: ignore[arg-type]
+        )
+        meta[path] = {"generator": row["generator"], "group": group, "pair": row["pair"]}
+    for video in _real_videos(data):
+        path = str(video.resolve())
+        group = f"real:{video.relative_to(data / 'real' / 'videos')}"
+        entries.append(Entry(path, "REAL", "real", (group,), split="train", group=group))
+        meta[path] = {"generator": "original", "group": group, "pair": ""}
+    if not any(e.label == "REAL" for e in entries):
+        raise UsageError(f"{data}: no real footage found (real/videos, dev/labels.csv)")
+    cache_root = work / "crops"
+    run_preprocess(
+        entries, cache_root, crop_settings(s), DetectorChoice("auto"), workers=2, console=console
+    )
+    cache = CropCache.open(cache_root)
+    clips: list[Clip] = []
+    for entry in entries:
+        loaded = cache.load(entry)
+        if loaded is None or len(loaded.crops) == 0:
+            notice(f"no faces cached for {entry.path}; left out")
+            continue
+        m = meta[entry.path]
+        clips.append(
+            Clip(
+                key=Path(entry.path).stem,
+                path=entry.path,
+                label=entry.label,
+                generator=m["generator"],
+                group=m["group"],
+                pair=m["pair"],
+                crops=np.asarray(loaded.crops),
+                frame_index=loaded.frame_index,
+                track=loaded.track,
+                run=loaded.run,
+                landmarks=loaded.landmarks,
+            )
+        )
+    photos = _real_photos(data)
+    arrays = _photo_crops(photos, s, work / "photos.npz", notice)
+    for number, path in enumerate(photos):
+        idx = np.flatnonzero(arrays["owner"] == number)
+        if not len(idx):
+            continue
+        clips.append(
+            Clip(
+                key=path.stem,
+                path=str(path.resolve()),
+                label="REAL",
+                generator="original",
+                group=f"photo:{path.relative_to(data / 'real' / 'images')}",
+                pair="",
+                crops=arrays["crops"][idx],
+                frame_index=np.zeros(len(idx), np.int32),
+                track=np.arange(len(idx), dtype=np.int32),
+                run=np.zeros(len(idx), np.int32),
+                landmarks=arrays["landmarks"][idx],
+                photo=True,
+            )
+        )
+    return clips
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+def _deepfacelive_groups(clips: Sequence[Clip]) -> list[str]:
+    return sorted({c.group for c in clips if c.generator == "deepfacelive"})
+
+
+def _is_dfl(clip: Clip) -> bool:
+    """A clip of a DeepFaceLive group (its fakes and their real halves)."""
+    return clip.path.replace("\\", "/").split("/dev/")[-1].startswith("deepfacelive/")
+
+
+def _real_validation(clip: Clip) -> bool:
+    """Every fourth real video and photo (by a stable hash of its name) validates only."""
+    digest = hashlib.sha1(clip.group.encode("utf-8")).digest()
+    return digest[0] % 4 == 0
+
+
+@dataclass
+class Split:
+    """Which clips train, validate (threshold only) and are measured."""
+
+    train: list[Clip]
+    val: list[Clip]
+    test: list[Clip]
+    test_groups: list[str]
+    val_group: str
+
+
+def make_split(clips: Sequence[Clip], test_groups: Sequence[str], val_group: str) -> Split:
+    train, val, test = [], [], []
+    for clip in clips:
+        if clip.generator in NEVER_TRAIN_GENERATORS or clip.group.startswith(("dfdc", "ffpp")):
+            test.append(clip)
+        elif _is_dfl(clip):
+            if clip.group in test_groups:
+                test.append(clip)
+            elif clip.group == val_group:
+                val.append(clip)
+            else:
+                train.append(clip)
+        elif _real_validation(clip):
+            val.append(clip)
+        else:
+            train.append(clip)
+    return Split(train, val, test, list(test_groups), val_group)
+
+
+def fold_groups(groups: Sequence[str], folds: int, seed: int) -> list[list[str]]:
+    """The DeepFaceLive groups dealt into ``folds`` held-out sets after a seeded shuffle."""
+    order = list(groups)
+    np.random.default_rng(seed).shuffle(order)
+    return [sorted(order[i::folds]) for i in range(folds)]
+
+
+# --- 2. frames ------------------------------------------------------------------------------
+
+
+class _SbiSource:
+    """Real crops that have landmarks, in the shape ``training_pairs`` reads."""
+
+    def __init__(self, clips: Sequence[Clip]) -> None:
+        crops, marks = [], []
+        for clip in clips:
+            ok = np.isfinite(clip.landmarks).all(axis=(1, 2))
+            crops.append(clip.crops[ok])
+            marks.append(clip.landmarks[ok])
+        self.crops = np.concatenate(crops) if crops else np.zeros((0,))
+        self.landmarks = np.concatenate(marks) if marks else np.zeros((0,))
+
+
+def supervised_pairs(clips: Sequence[Clip]) -> list[tuple[Clip, Clip, np.ndarray, np.ndarray]]:
+    """(real clip, fake clip, real indices, fake indices) of the same frames, per real/fake pair
+    (frames with exactly one face in both, so the faces are the same person's)."""
+    by_pair: dict[str, dict[str, Clip]] = {}
+    for clip in clips:
+        if clip.pair:
+            by_pair.setdefault(clip.pair, {})[clip.label] = clip
+    out = []
+    for pair in sorted(by_pair):
+        both = by_pair[pair]
+        if set(both) != {"REAL", "FAKE"}:
+            continue
+        real, fake = both["REAL"], both["FAKE"]
+        rf, ff = real.frame_index, fake.frame_index
+        common = [
+            f
+            for f in np.intersect1d(rf, ff)
+            if np.count_nonzero(rf == f) == 1 and np.count_nonzero(ff == f) == 1
+        ]
+        if not common:
+            continue
+        ri = np.array([int(np.flatnonzero(rf == f)[0]) for f in common])
+        fi = np.array([int(np.flatnonzero(ff == f)[0]) for f in common])
+        out.append((real, fake, ri, fi))
+    return out
+
+
+def _split_trunk(
+    trunk: nn.Module, frozen: int
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], list[nn.Module]]:
+    """(frozen forward, trainable modules) of an EfficientNetLite trunk."""
+    blocks = list(trunk.blocks)  # type: ignore[attr-defined]
+    fixed = [trunk.stem, *blocks[:frozen]]  # type: ignore[attr-defined]
+    late = [*blocks[frozen:], trunk.head]  # type: ignore[attr-defined]
+    for module in fixed:
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+    def run_fixed(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for module in fixed:
+                x = module(x)
+        return x
+
+    return run_fixed, late
+
+
+def _draw_batch(
+    sup: Sequence[tuple[Clip, Clip, np.ndarray, np.ndarray]],
+    sbi: _SbiSource | None,
+    n_sup: int,
+    n_sbi: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(crops (2n, S, S, 3) uint8, labels (2n,)): real then fake member of every pair."""
+    settings = AugmentSettings()
+    reals, fakes = [], []
+    for _ in range(n_sup):
+        real, fake, ri, fi = sup[int(rng.integers(len(sup)))]
+        j = int(rng.integers(len(ri)))
+        seed = int(rng.integers(2**62))
+        for crop, out in ((real.crops[ri[j]], reals), (fake.crops[fi[j]], fakes)):
+            out.append(
+                augment_window(np.asarray(crop)[None], np.random.default_rng(seed), settings)[0]
+            )
+    if n_sbi and sbi is not None:
+        r, f = training_pairs(sbi, n_sbi, rng)  # type: ignore[arg-type]
+        reals.extend(r)
+        fakes.extend(f)
+    crops = np.stack(reals + fakes)
+    labels = np.array([0] * len(reals) + [1] * len(fakes), np.float32)
+    return crops, labels
+
+
+def train_frames(
+    model: DeepfakeNet,
+    train: Sequence[Clip],
+    variant: str,
+    s: RecipeSettings,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Stage 2, in place on ``model.model``; returns the stage's record."""
+    rng = np.random.default_rng(s.seed)
+    torch.manual_seed(s.seed)
+    sup = supervised_pairs(train) if variant in ("supervised", "mixed") else []
+    reals = [c for c in train if not c.fake]
+    sbi = _SbiSource(reals) if variant in ("sbi", "mixed") else None
+    if variant != "sbi" and not sup:
+        raise UsageError("no real/fake pairs of the same frames to train on (dev/labels.csv)")
+    if sbi is not None and len(sbi.crops) == 0:
+        raise UsageError("no real faces with landmarks to self-blend")
+    n_sup = s.pairs_per_step if variant == "supervised" else (s.pairs_per_step // 2 if sup else 0)
+    n_sbi = s.pairs_per_step - n_sup
+    run_fixed, late = _split_trunk(model.model, s.frozen_blocks)
+    params = [p for m in late for p in m.parameters()]
+    frame_head = nn.Linear(model.spec.feature_dim, 1)
+    optimizer = torch.optim.AdamW(
+        [{"params": params, "lr": s.lr}, {"params": frame_head.parameters(), "lr": s.lr * 5}],
+        weight_decay=1e-4,
+    )
+    base = [g["lr"] for g in optimizer.param_groups]
+    loss_fn = nn.BCEWithLogitsLoss()
+    started, losses, hits = time.monotonic(), [], []
+    for step in range(s.steps):
+        crops, labels = _draw_batch(sup, sbi, n_sup, n_sbi, rng)
+        x = run_fixed(preprocess(crops, model.spec))
+        for m in late:
+            m.train()
+            x = m(x)
+        logits = frame_head(torch.flatten(model.avgpool(x), 1)).squeeze(1)
+        target = torch.from_numpy(labels)
+        loss = loss_fn(logits, target)
+        factor = cosine_factor(step, s.steps)
+        for group, lr in zip(optimizer.param_groups, base, strict=True):
+            group["lr"] = lr * factor
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        hits.append(float(((logits > 0).float() == target).float().mean()))
+        if (step + 1) % 100 == 0 or step + 1 == s.steps:
+            log(
+                f"frames step {step + 1}/{s.steps} loss {np.mean(losses[-100:]):.4f} "
+                f"acc {np.mean(hits[-100:]):.3f} {time.monotonic() - started:.0f}s"
+            )
+    model.eval()
+    return {
+        "variant": variant,
+        "steps": s.steps,
+        "pairs_supervised_per_step": n_sup,
+        "pairs_sbi_per_step": n_sbi,
+        "supervised_pair_videos": len(sup),
+        "sbi_real_crops": 0 if sbi is None else int(len(sbi.crops)),
+        "final_loss": float(np.mean(losses[-100:])),
+        "final_accuracy": float(np.mean(hits[-100:])),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+# --- 3. head --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def embed(model: DeepfakeNet, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    """(N, feature_dim) features of (N, S, S, 3) crops, exactly as serving computes them."""
+    model.eval()
+    out = [
+        model.embed(preprocess(np.asarray(crops[i : i + batch]), model.spec)).numpy()
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, model.spec.feature_dim), np.float32)
+
+
+@dataclass
+class _Windows:
+    """Feature segments (each (L, D)) with their labels, to draw windows from."""
+
+    segments: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+    def add(self, feats: np.ndarray, label: int) -> None:
+        self.segments.append(feats)
+        self.labels.append(label)
+
+
+def head_windows(
+    model: DeepfakeNet, clips: Sequence[Clip], variant: str, s: RecipeSettings
+) -> _Windows:
+    """Training segments for the head: every clip's segments (real or fake as the clip), plus
+    self-blended windows of real video segments (one parameter draw per window)."""
+    rng = np.random.default_rng(s.seed + 1)
+    windows = _Windows()
+    for clip in clips:
+        if clip.fake and variant == "sbi":
+            continue
+        assert clip.features is not None
+        for seg in clip.segments():
+            windows.add(clip.features[seg], int(clip.fake))
+            if variant == "supervised" or clip.fake or clip.photo:
+                continue
+            if rng.random() < s.sbi_windows_per_segment:
+                lm = clip.landmarks[seg]
+                if np.isfinite(lm).all():
+                    blended = blend_window(np.asarray(clip.crops[seg]), lm, rng)
+                    windows.add(embed(model, blended), 1)
+    return windows
+
+
+def train_head(
+    model: DeepfakeNet, windows: _Windows, s: RecipeSettings, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Stage 3: the LSTM and classifier on windows of length 1..T, classes balanced."""
+    rng = np.random.default_rng(s.seed + 2)
+    torch.manual_seed(s.seed + 2)
+    labels = np.array(windows.labels)
+    by_class = [np.flatnonzero(labels == k) for k in (0, 1)]
+    if not all(len(c) for c in by_class):
+        raise UsageError("the head needs real and fake windows; check the training data")
+    head = [model.lstm, model.linear1]
+    params = [p for m in head for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=s.head_lr, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    fake_index = model.spec.fake_index
+    started, losses = time.monotonic(), []
+    model.lstm.train()
+    model.dp.train()
+    for step in range(s.head_steps):
+        length = int(rng.integers(1, s.window + 1))
+        batch, targets = [], []
+        for k in range(s.head_batch):
+            cls = k % 2
+            seg = windows.segments[int(rng.choice(by_class[cls]))]
+            take = min(length, len(seg))
+            start = int(rng.integers(0, len(seg) - take + 1))
+            window = seg[start : start + take]
+            if take < length:  # a short segment: repeat its last frame (never mixes clips)
+                window = np.concatenate([window, np.repeat(window[-1:], length - take, 0)])
+            batch.append(window)
+            targets.append(fake_index if cls else 1 - fake_index)
+        x = torch.from_numpy(np.stack(batch)).float()
+        loss = loss_fn(model.logits(x), torch.tensor(targets))
+        for group in optimizer.param_groups:
+            group["lr"] = s.head_lr * cosine_factor(step, s.head_steps)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 500 == 0 or step + 1 == s.head_steps:
+            log(f"head step {step + 1}/{s.head_steps} loss {np.mean(losses[-200:]):.4f}")
+    model.eval()
+    return {
+        "steps": s.head_steps,
+        "windows_real": int(len(by_class[0])),
+        "windows_fake": int(len(by_class[1])),
+        "final_loss": float(np.mean(losses[-200:])),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+# --- 4. scoring, threshold, metrics ---------------------------------------------------------
+
+
+@torch.no_grad()
+def window_scores(model: DeepfakeNet, clip: Clip) -> np.ndarray:
+    """FAKE probability of each window of ``clip``: T consecutive crops of a track, stride T
+    (shorter segments as they are, like the product's short windows)."""
+    assert clip.features is not None
+    out: list[float] = []
+    T = model.spec.window
+    for seg in clip.segments():
+        starts = range(0, max(1, len(seg) - T + 1), T) if len(seg) >= T else [0]
+        for start in starts:
+            feats = clip.features[seg[start : start + T]]
+            out.append(float(model.score(torch.from_numpy(feats[None]).float())[0]))
+    return np.array(out)
+
+
+def calibrate(real_window_scores: np.ndarray, target: float) -> float:
+    """The threshold rule (see the module docstring)."""
+    if not len(real_window_scores):
+        return 0.5
+    return float(np.clip(np.quantile(real_window_scores, 1.0 - target), 0.1, 0.9))
+
+
+def _metrics(y: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, Any]:
+    if not len(y):
+        return {"n": 0}
+    m = compute_metrics(np.asarray(y), np.asarray(scores, np.float64), threshold).to_json()
+    y_arr, s_arr = np.asarray(y), np.asarray(scores)
+    reals = s_arr[y_arr == 0]
+    m["false_fake_rate"] = float(np.mean(reals >= threshold)) if len(reals) else math.nan
+    return m
+
+
+def evaluate(model: DeepfakeNet, split: Split, threshold: float) -> dict[str, Any]:
+    """Video-level (mean window score) and window-level figures on the split's test clips."""
+    videos: list[dict[str, Any]] = []
+    for clip in split.test:
+        scores = window_scores(model, clip)
+        videos.append(
+            {
+                "path": clip.path,
+                "label": clip.label,
+                "generator": clip.generator,
+                "group": clip.group,
+                "score": float(scores.mean()) if len(scores) else math.nan,
+                "windows": scores.tolist(),
+            }
+        )
+    scored = [v for v in videos if not math.isnan(v["score"])]
+    dfl = [v for v in scored if v["group"] in split.test_groups]
+    others_fake = [v for v in scored if v["generator"] in NEVER_TRAIN_GENERATORS]
+    reals = [v for v in scored if v["label"] == "REAL"]
+
+    def table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return _metrics(
+            [int(v["label"] == "FAKE") for v in rows], [v["score"] for v in rows], threshold
+        )
+
+    def windows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        y = [int(v["label"] == "FAKE") for v in rows for _ in v["windows"]]
+        return _metrics(y, [w for v in rows for w in v["windows"]], threshold)
+
+    other_rows = others_fake + reals
+    return {
+        "threshold": threshold,
+        "deepfacelive_video": table(dfl),
+        "deepfacelive_window": windows(dfl),
+        "ffpp_dfdc_video": table(other_rows),
+        "ffpp_dfdc_recall": float(np.mean([v["score"] >= threshold for v in others_fake]))
+        if others_fake
+        else math.nan,
+        "real_false_fake_rate": float(np.mean([v["score"] >= threshold for v in reals]))
+        if reals
+        else math.nan,
+        "videos": [{k: v for k, v in row.items() if k != "windows"} for row in videos],
+    }
+
+
+# --- the whole run --------------------------------------------------------------------------
+
+
+def fit(
+    clips: Sequence[Clip],
+    split: Split,
+    variant: str,
+    s: RecipeSettings,
+    log: Callable[[str], None],
+) -> tuple[DeepfakeNet, dict[str, Any]]:
+    """Stages 2-4 on one split: the model and its record (threshold included)."""
+    spec = native_spec(
+        backbone="efficientnet_lite0",
+        input_size=s.size,
+        crop_margin=s.margin,
+        window=s.window,
+        hidden_size=s.head_hidden,
+    )
+    model = DeepfakeNet(spec)
+    load_imagenet(model, log)
+    record: dict[str, Any] = {"variant": variant, "train_clips": len(split.train)}
+    record["frames"] = train_frames(model, split.train, variant, s, log)
+    started = time.monotonic()
+    for clip in clips:
+        clip.features = embed(model, clip.crops)
+    record["embed_seconds"] = round(time.monotonic() - started, 1)
+    record["head"] = train_head(model, head_windows(model, split.train, variant, s), s, log)
+    val_real = np.concatenate(
+        [window_scores(model, c) for c in split.val if not c.fake] or [np.zeros(0)]
+    )
+    threshold = calibrate(val_real, s.target_false_fake)
+    val_fake = np.concatenate(
+        [window_scores(model, c) for c in split.val if c.fake] or [np.zeros(0)]
+    )
+    record["validation"] = {
+        "group": split.val_group,
+        "real_windows": int(len(val_real)),
+        "fake_windows": int(len(val_fake)),
+        "threshold": threshold,
+        "fake_window_recall": float(np.mean(val_fake >= threshold)) if len(val_fake) else math.nan,
+        "window": _metrics(
+            [0] * len(val_real) + [1] * len(val_fake),
+            [*val_real.tolist(), *val_fake.tolist()],
+            threshold,
+        ),
+    }
+    record["threshold"] = threshold
+    return model, record
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _settings_from(args: argparse.Namespace) -> RecipeSettings:
+    s = RecipeSettings()
+    changes = {
+        k: getattr(args, k)
+        for k in ("steps", "head_steps", "size", "seed")
+        if getattr(args, k, None) is not None
+    }
+    return replace(s, **changes)
+
+
+def _logger(console: Console, path: Path) -> Callable[[str], None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        console.print(f"training: {message}", highlight=False)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+    return log
+
+
+def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
+    """The default model: one command, resumable at stage boundaries (crops are cached)."""
+    s = _settings_from(args)
+    torch.set_num_threads(s.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = _logger(console, args.out / "recipe.log")
+    started = time.monotonic()
+    clips = build_corpus(args.data, args.work or args.out, s, console)
+    crops_seconds = round(time.monotonic() - started, 1)
+    groups = _deepfacelive_groups(clips)
+    val_group = args.val_group or groups[int(np.random.default_rng(s.seed).integers(len(groups)))]
+    split = make_split(clips, [], val_group)
+    log(f"{len(split.train)} training clips, {len(split.val)} validation (group {val_group})")
+    model, record = fit(clips, split, args.variant, s, log)
+    info = {
+        "name": args.name,
+        "threshold": record["threshold"],
+        "threshold_rule": (
+            f"{100 * (1 - s.target_false_fake):.0f}th percentile of validation REAL window "
+            "scores, within [0.1, 0.9]"
+        ),
+        "recipe": asdict(s),
+        "variant": args.variant,
+        "validation": record["validation"],
+    }
+    out_model = args.out / "model.pt"
+    save_checkpoint(out_model, model, info=info)
+    record.update(
+        {
+            "name": args.name,
+            "settings": asdict(s),
+            "crops_seconds": crops_seconds,
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "data": {
+                "labels_csv": _hash_file(args.data / "dev" / "labels.csv"),
+                "train": sorted(Path(c.path).name for c in split.train if not c.photo),
+                "train_photos": sum(c.photo for c in split.train),
+                "validation": sorted(Path(c.path).name for c in split.val if not c.photo),
+                "validation_photos": sum(c.photo for c in split.val),
+                "measured_only": sorted(Path(c.path).name for c in split.test),
+                "file_hashes": {
+                    Path(c.path).name: _hash_file(Path(c.path)) for c in clips if not c.photo
+                },
+            },
+            "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "model_sha256": _hash_file(out_model),
+        }
+    )
+    (args.out / "recipe.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True), encoding="utf-8"
+    )
+    log(
+        f"model -> {out_model} threshold {record['threshold']:.3f} in {record['wall_seconds']:.0f}s"
+    )
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace, console: Console) -> int:
+    """Group-wise k-fold cross-validation of the recipe's variants; fold table to JSON/Markdown."""
+    s = _settings_from(args)
+    torch.set_num_threads(s.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = _logger(console, args.out / "cv.log")
+    clips = build_corpus(args.data, args.work or args.out, s, console)
+    groups = _deepfacelive_groups(clips)
+    folds = fold_groups(groups, args.folds, s.seed)
+    results: list[dict[str, Any]] = []
+    for variant in args.variants:
+        for number, held_out in enumerate(folds):
+            path = args.out / f"{variant}-fold{number}.json"
+            if path.is_file():  # resumable: a finished fold is not redone
+                results.append(json.loads(path.read_text(encoding="utf-8")))
+                continue
+            remaining = [g for g in groups if g not in held_out]
+            val_group = remaining[
+                int(np.random.default_rng(s.seed + number).integers(len(remaining)))
+            ]
+            split = make_split(clips, held_out, val_group)
+            log(f"{variant} fold {number}: test {held_out}, validation {val_group}")
+            model, record = fit(clips, split, variant, s, log)
+            record.update(
+                {
+                    "fold": number,
+                    "test_groups": held_out,
+                    **evaluate(model, split, record["threshold"]),
+                }
+            )
+            path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+            results.append(record)
+            log(
+                f"{variant} fold {number}: DFL video AUC {record['deepfacelive_video'].get('auc', math.nan):.3f}, "
+                f"FF++/DFDC AUC {record['ffpp_dfdc_video'].get('auc', math.nan):.3f}, "
+                f"real false-FAKE {record['real_false_fake_rate']:.3f}"
+            )
+    summary = summarise_cv(results, s, args)
+    out_json = args.results / f"{args.name}.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+    (args.results / f"{args.name}.md").write_text(cv_markdown(summary), encoding="utf-8")
+    console.print(cv_markdown(summary))
+    return 0
+
+
+def summarise_cv(
+    results: list[dict[str, Any]], s: RecipeSettings, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Per variant: each fold's figures and the pooled out-of-fold DeepFaceLive AUC."""
+    from training.metrics import roc_auc
+
+    variants: dict[str, Any] = {}
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        rows = [r for r in results if r["variant"] == variant]
+        dfl = [v for r in rows for v in r["videos"] if v["group"] in r["test_groups"]]
+        y = np.array([int(v["label"] == "FAKE") for v in dfl])
+        pooled = (
+            roc_auc(y, np.array([v["score"] for v in dfl])) if 0 < y.sum() < len(y) else math.nan
+        )
+        variants[variant] = {
+            "folds": [
+                {
+                    "fold": r["fold"],
+                    "test_groups": r["test_groups"],
+                    "threshold": r["threshold"],
+                    "dfl_auc": r["deepfacelive_video"].get("auc"),
+                    "dfl_window_auc": r["deepfacelive_window"].get("auc"),
+                    "ffpp_dfdc_auc": r["ffpp_dfdc_video"].get("auc"),
+                    "ffpp_dfdc_recall": r["ffpp_dfdc_recall"],
+                    "real_false_fake_rate": r["real_false_fake_rate"],
+                    "seconds": r["frames"]["seconds"] + r["head"]["seconds"] + r["embed_seconds"],
+                }
+                for r in rows
+            ],
+            "pooled_dfl_auc": pooled,
+        }
+        folds = variants[variant]["folds"]
+        for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):
+            variants[variant][f"mean_{key}"] = float(np.nanmean([f[key] for f in folds]))
+    return {
+        "command": f"python -m training cv --data {args.data} --folds {args.folds} --steps {s.steps}",
+        "settings": asdict(s),
+        "folds": args.folds,
+        "variants": variants,
+        "note": (
+            "video score = mean window score (windows of T consecutive crops of a track, stride T) "
+            "on crops cut by the product's FaceAnalyzer; each fold's held-out DeepFaceLive face "
+            "models neither trained nor set the threshold; FF++/DFDC clips never train: their AUC "
+            "is their fakes against all the fold's held-out REAL videos"
+        ),
+    }
+
+
+def cv_markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        "| variant | fold | held-out face models | threshold | DFL video AUC | DFL window AUC | "
+        "FF++/DFDC AUC | FF++/DFDC recall | real false-FAKE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
+    for variant, data in summary["variants"].items():
+        for f in data["folds"]:
+            lines.append(
+                f"| {variant} | {f['fold']} | {', '.join(f['test_groups'])} | {fmt(f['threshold'])} | "
+                f"{fmt(f['dfl_auc'])} | {fmt(f['dfl_window_auc'])} | {fmt(f['ffpp_dfdc_auc'])} | "
+                f"{fmt(f['ffpp_dfdc_recall'])} | {fmt(f['real_false_fake_rate'])} |"
+            )
+        lines.append(
+            f"| **{variant}** | mean | pooled DFL AUC {fmt(data['pooled_dfl_auc'])} | | "
+            f"{fmt(data['mean_dfl_auc'])} | | {fmt(data['mean_ffpp_dfdc_auc'])} | "
+            f"{fmt(data['mean_ffpp_dfdc_recall'])} | {fmt(data['mean_real_false_fake_rate'])} |"
+        )
+    return "\n".join(lines) + "\n"
