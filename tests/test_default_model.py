@@ -196,3 +196,18 @@ def test_doctor_reports_the_default_model(
     monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "none.pt"))
     status = default_model_status()
     assert status["present"] is False and "--weights" in status["detail"]
+
+
+def test_a_ray_driver_names_the_model_and_its_threshold_without_loading_it(tmp_path: Path) -> None:
+    from dfstream.cluster.live import driver_model
+
+    weights = _tiny(tmp_path, info={"threshold": 0.35, "threshold_rule": "EER"})
+    model, scoring = driver_model(dfstream.AnalysisConfig(default_weights=weights))
+    assert (model.name, model.untrained) == (NAME, False)
+    assert (scoring.threshold, scoring.threshold_source, scoring.threshold_rule) == (
+        0.35,
+        "checkpoint",
+        "EER",
+    )
+    _, given = driver_model(dfstream.AnalysisConfig(weights=weights, threshold=0.8))
+    assert (given.threshold, given.threshold_source) == (0.8, "--threshold")
