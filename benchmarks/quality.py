@@ -514,7 +514,9 @@ def run(argv: Sequence[str], console: Console) -> int:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=_json_safe) + "\n")
     write_markdown(stem.with_suffix(".md"), result)
     title = f"{loaded.name}: threshold {origin}"
-    console.print(rich_table(title, LEVEL_HEADER, level_rows(result)))
+    levels = rich_table(title, LEVEL_HEADER, level_rows(result))
+    levels.columns[0].no_wrap = True  # the level names must stay readable on 80 columns
+    console.print(levels)
     console.print(rich_table("per generator", GEN_HEADER, generator_rows(result)))
     roc = stem.with_name(stem.name + "_roc.png")
     if not plot_roc(roc, scored, title):
