@@ -47,9 +47,10 @@ _log = logging.getLogger("dfstream")
 
 
 def load_model(config: AnalysisConfig) -> LoadedModel:
-    """The model asked for: ``weights``, ``untrained``, or an error saying how to get one."""
-    from dfstream.errors import WeightsError
-    from dfstream.model.checkpoint import WEIGHTS_HELP
+    """The model asked for: ``weights``, ``untrained``, else the default model
+    (``default_weights``, else the one shipped in the package); an error saying how to give
+    one when the default is absent."""
+    from dfstream.model.shipped import load_default_model
 
     if config.weights is not None:
         return load_weights(config.weights, window=config.window)
@@ -64,7 +65,26 @@ def load_model(config: AnalysisConfig) -> LoadedModel:
                 loaded.info,
             )
         return loaded
-    raise WeightsError(f"no model given: {WEIGHTS_HELP}")
+    return load_default_model(config.default_weights, window=config.window)
+
+
+def scoring_settings(config: AnalysisConfig, loaded: LoadedModel) -> ScoringSettings:
+    """Verdict thresholds: ``--threshold`` when given, else the one calibrated for the model
+    (its checkpoint's info), else 0.5; the settings record which."""
+    if config.threshold is not None:
+        return ScoringSettings(
+            threshold=config.threshold,
+            hysteresis=config.hysteresis,
+            threshold_source="--threshold",
+        )
+    if loaded.threshold is not None:
+        return ScoringSettings(
+            threshold=loaded.threshold,
+            hysteresis=config.hysteresis,
+            threshold_source="checkpoint",
+            threshold_rule=loaded.threshold_rule,
+        )
+    return ScoringSettings(hysteresis=config.hysteresis, threshold_source="default")
 
 
 def detector_factory(
@@ -109,7 +129,7 @@ def pipeline_settings(config: AnalysisConfig, loaded: LoadedModel) -> PipelineSe
             crop_size=spec.input_size,
             color_order=spec.color_order,
         ),
-        scoring=ScoringSettings(threshold=config.threshold, hysteresis=config.hysteresis),
+        scoring=scoring_settings(config, loaded),
         window=spec.window,
         stride=config.stride,
         batch=config.batch,
@@ -217,6 +237,7 @@ class Analysis:
             settings=self.settings,
             sink=self.sinks,
             untrained=self.model.untrained,
+            model_name=self.model.name,
             opener=opener,
             persistent=persistent,
             stop=self._stop,

@@ -36,6 +36,9 @@ class AnalysisConfig:
     sources: tuple[str, ...] = ()
     weights: Path | None = None
     untrained: bool = False
+    default_weights: Path | None = None
+    """The checkpoint used when neither ``weights`` nor ``untrained`` is given; None = the model
+    shipped in the package (``dfstream.model.default_model_path()``)."""
     seed: int = 0
     detector: DetectorKind = "auto"
     detector_model: Path | None = None
@@ -53,7 +56,9 @@ class AnalysisConfig:
     onnx_cache: Path | None = None
     engine_dir: Path | None = None
     cuda_graphs: bool = False
-    threshold: float = 0.5
+    threshold: float | None = None
+    """FAKE at or above this score; None = the threshold calibrated for the model (its
+    checkpoint's ``info["threshold"]``), else 0.5."""
     hysteresis: float = 0.05
     max_seconds: float | None = None
     open_timeout: float = 10.0
@@ -65,7 +70,15 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         _paths_as_paths(
-            self, ("weights", "detector_model", "model_cache", "onnx_cache", "engine_dir")
+            self,
+            (
+                "weights",
+                "default_weights",
+                "detector_model",
+                "model_cache",
+                "onnx_cache",
+                "engine_dir",
+            ),
         )
         if self.weights is not None and self.untrained:
             raise ValueError("--weights and --untrained exclude each other")
@@ -80,7 +93,7 @@ class AnalysisConfig:
             ("--window", self.window is None or self.window >= 1),
             ("--analysis-fps", self.analysis_fps is None or self.analysis_fps > 0),
             ("--max-seconds", self.max_seconds is None or self.max_seconds > 0),
-            ("--threshold", 0.0 <= self.threshold <= 1.0),
+            ("--threshold", self.threshold is None or 0.0 <= self.threshold <= 1.0),
             ("--open-timeout", self.open_timeout > 0),
             ("--read-timeout", self.read_timeout > 0),
             ("--stall-timeout", self.stall_timeout > 0),

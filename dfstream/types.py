@@ -225,6 +225,10 @@ class StreamSummary:
     """(p50, p95) of decode-to-score latency over the last scored windows, in ms."""
     corrupt_frames: int = 0
     """Frames a live source decoded but dropped: flagged corrupt, or before a clean keyframe."""
+    model: str | None = None
+    """The model's name (``LoadedModel.name``: the checkpoint's ``info["name"]`` or file name)."""
+    threshold: float | None = None
+    """The FAKE threshold the verdict used."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
@@ -263,6 +267,8 @@ class StreamSummary:
             "corrupt_frames": self.corrupt_frames,
             "latency_p50_ms": None if latency is None else round(latency[0], 1),
             "latency_p95_ms": None if latency is None else round(latency[1], 1),
+            "model": self.model,
+            "threshold": None if self.threshold is None else round(self.threshold, 6),
         }
 
 

@@ -99,8 +99,11 @@ def test_events_iterator_ends_with_the_run(clip_path: Path) -> None:
 
 
 def test_api_errors_are_dfstream_errors(tmp_path: Path, clip_path: Path) -> None:
+    missing = tmp_path / "no-default.pt"  # the shipped model may be installed: point past it
     with pytest.raises(dfstream.WeightsError, match="no model given"):
-        dfstream.Analysis(dfstream.AnalysisConfig(sources=(str(clip_path),)))
+        dfstream.Analysis(
+            dfstream.AnalysisConfig(sources=(str(clip_path),), default_weights=missing)
+        )
     with pytest.raises(dfstream.OutputError, match="--report"):
         (tmp_path / "file").write_text("x")
         dfstream.Analysis(

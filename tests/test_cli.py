@@ -260,7 +260,11 @@ def test_bad_weights_exit_4(
     assert not (tmp_path / "pwned").exists()
 
 
-def test_debug_shows_traceback(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_debug_shows_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No weights and no default model (the shipped one may be installed: point past it).
+    monkeypatch.setenv("DFSTREAM_DEFAULT_MODEL", str(tmp_path / "absent.pt"))
     assert main([str(tmp_path / "x.mp4"), "--debug", "--no-dashboard"]) == 4
     _, err = capfd.readouterr()
     assert "Traceback" in err

@@ -333,6 +333,13 @@ def test_preferences_recent_sources_and_removing_a_row(app: App, tmp_path: Path)
     assert app.settings_label.cget("text") == (
         "threshold 0.70 · detector haar · annotated video off"
     )
+    app.preferences()  # an empty threshold goes back to the model's calibrated one
+    (dialog,) = [w for w in app.root.winfo_children() if isinstance(w, PreferencesDialog)]
+    assert dialog.threshold.get() == "0.70"
+    dialog.threshold.set("")
+    dialog.ok()
+    assert app.settings.threshold is None and load_settings(tmp_path / "cfg") == app.settings
+    assert app.settings_label.cget("text").startswith("threshold the model's ·")
 
     app.add_sources([str(tmp_path / "a.mp4"), "rtsp://user:secret@cam/1"])
     assert app.recent_menu.entrycget(0, "label") == str(tmp_path / "a.mp4")

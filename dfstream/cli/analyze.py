@@ -22,6 +22,7 @@ from dfstream.cli.args import (
     EXIT_CODES_HELP,
     Parser,
     default_cache_dir,
+    default_model_override,
     positive_float,
     positive_int,
     probability,
@@ -83,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="read more sources from FILE, one per line ('#' comments allowed)",
     )
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--weights", type=Path, help="dfstream checkpoint or public model_*.pt")
+    model.add_argument(
+        "--weights",
+        type=Path,
+        help="dfstream checkpoint or public model_*.pt (default: the model shipped with "
+        "dfstream; $DFSTREAM_DEFAULT_MODEL replaces it)",
+    )
     model.add_argument(
         "--untrained",
         action="store_true",
@@ -138,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torch on CUDA: replay CUDA graphs per batch shape",
     )
-    p.add_argument("--threshold", type=probability, default=0.5, help="FAKE above this score")
+    p.add_argument(
+        "--threshold",
+        type=probability,
+        help="FAKE at or above this score (default: the threshold calibrated for the model, "
+        "stored in its checkpoint, else 0.5)",
+    )
     p.add_argument("--jsonl", metavar="PATH|-", help="write events as JSON lines ('-' = stdout)")
     p.add_argument(
         "--overlay",
@@ -277,6 +288,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
             sources=tuple(sources),
             weights=args.weights,
             untrained=args.untrained,
+            default_weights=default_model_override(),
             seed=args.seed,
             detector=args.detector,
             detector_model=args.detector_model,
@@ -386,6 +398,7 @@ def analyze(argv: Sequence[str]) -> int:
         backend=run.backend.describe(),
         untrained=untrained,
         scoring=run.settings.scoring,
+        model=run.model.name,
     )
     with view:
         run.start()
@@ -395,7 +408,14 @@ def analyze(argv: Sequence[str]) -> int:
             except TimeoutError:
                 continue
         result = run.join()
-    out.print(summary_table(result.summaries, backend=run.backend.describe(), untrained=untrained))
+    table = summary_table(
+        result.summaries,
+        backend=run.backend.describe(),
+        untrained=untrained,
+        model=run.model.name,
+        threshold=run.settings.scoring.describe_threshold(),
+    )
+    out.print(table)
     return exit_code_for(result, interrupted=bool(interrupts.count), fail_on_fake=args.fail_on_fake)
 
 

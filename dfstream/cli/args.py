@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from dfstream.errors import ExitCode, UsageError, WeightsError
+from dfstream.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # torch is imported only when a command loads a model
     from dfstream.model.checkpoint import LoadedModel
@@ -65,6 +65,15 @@ def default_cache_dir(kind: str) -> Path:
     return (Path(root) if root else Path.home() / ".cache") / "dfstream" / kind
 
 
+def default_model_override() -> Path | None:
+    """``$DFSTREAM_DEFAULT_MODEL``: a checkpoint that replaces the shipped default model (for
+    a newer model, or tests), else None (the shipped file)."""
+    from dfstream.model.shipped import DEFAULT_MODEL_ENV
+
+    value = os.environ.get(DEFAULT_MODEL_ENV)
+    return Path(value).expanduser() if value else None
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--weights W | --untrained [--seed N] [--window T]``, shared by export and engine."""
     group = p.add_mutually_exclusive_group()
@@ -75,8 +84,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def model_from_args(args: argparse.Namespace) -> LoadedModel:
-    """The model named by ``add_model_arguments`` flags."""
-    from dfstream.model.checkpoint import WEIGHTS_HELP, LoadedModel, load_weights, untrained_model
+    """The model named by ``add_model_arguments`` flags (neither: the default model)."""
+    from dfstream.model.checkpoint import LoadedModel, load_weights, untrained_model
+    from dfstream.model.shipped import load_default_model
 
     if args.window is not None and args.window < 1:
         raise UsageError(f"--window: expected a whole number >= 1 but got {args.window}")
@@ -88,4 +98,4 @@ def model_from_args(args: argparse.Namespace) -> LoadedModel:
             spec = loaded.spec.replace(window=args.window)
             return LoadedModel(loaded.model, spec, loaded.kind, loaded.origin, loaded.info)
         return loaded
-    raise WeightsError(f"no model given: {WEIGHTS_HELP}")
+    return load_default_model(default_model_override(), window=args.window)

@@ -2,7 +2,9 @@
 
 Prints the versions of Python, torch, torchvision, CUDA (as torch sees it), ONNX Runtime (and its
 execution providers), TensorRT, PyAV with the FFmpeg libraries it is linked to, OpenCV, ONNX; the
-devices (CPU with its bf16 support, CUDA GPUs with compute capability); and, for each backend,
+devices (CPU with its bf16 support, CUDA GPUs with compute capability); whether the default model
+(shipped in the package, or ``$DFSTREAM_DEFAULT_MODEL``) is present, with its name and threshold;
+and, for each backend,
 whether it is usable, with a one-line reason and fix when it is not. Also prints what
 ``--backend auto`` would choose for a file source at the default batch. ``--json`` gives the same
 as one JSON object. Always exits 0: it reports, it does not judge.
@@ -22,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dfstream.cli.args import Parser
+from dfstream.cli.args import Parser, default_model_override
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,39 @@ def backend_statuses() -> list[BackendStatus]:
     return out
 
 
+def default_model_status() -> dict[str, Any]:
+    """The model a run without ``--weights`` uses: where it is, whether it is there, and its
+    name and calibrated threshold when it is readable."""
+    from dfstream.errors import WeightsError
+    from dfstream.model.checkpoint import calibrated_threshold, checkpoint_info
+    from dfstream.model.shipped import DEFAULT_MODEL_ENV, default_model_path
+
+    override = default_model_override()
+    path = override or default_model_path()
+    status: dict[str, Any] = {
+        "path": str(path),
+        "from": f"${DEFAULT_MODEL_ENV}" if override else "shipped with dfstream",
+        "present": path.is_file(),
+        "name": None,
+        "threshold": None,
+        "detail": "",
+    }
+    if not status["present"]:
+        status["detail"] = "absent: runs need --weights PATH or --untrained"
+        return status
+    try:
+        info = checkpoint_info(path)
+    except WeightsError as exc:
+        status["detail"] = f"unreadable: {exc}"
+        return status
+    name = info.get("name")
+    status["name"] = name if isinstance(name, str) else path.name
+    status["threshold"], rule = calibrated_threshold(info)
+    size = path.stat().st_size / 1e6
+    status["detail"] = f"{size:.1f} MB" + (f", threshold rule: {rule}" if rule else "")
+    return status
+
+
 def report() -> dict[str, Any]:
     """Everything doctor prints, as plain data."""
     from dfstream.backends.select import auto_choice, describe_rule
@@ -142,6 +177,7 @@ def report() -> dict[str, Any]:
         "versions": versions(),
         "devices": devices(),
         "backends": [asdict(s) for s in backend_statuses()],
+        "default_model": default_model_status(),
         "auto": {**asdict(choice), "rule": describe_rule()},
         "executable": sys.executable,
     }
@@ -164,6 +200,18 @@ def main(argv: list[str]) -> int:
     console.print(table)
     for line in data["devices"]:
         console.print(f"device  {escape(line)}")
+    model = data["default_model"]
+    if model["present"] and model["name"]:
+        threshold = "0.5 (none stored)" if model["threshold"] is None else model["threshold"]
+        console.print(
+            f"default model  [green]present[/]: {escape(model['name'])} ({model['from']}, "
+            f"{escape(model['path'])}; threshold {threshold}; {escape(model['detail'])})"
+        )
+    else:
+        console.print(
+            f"default model  [red]not usable[/] ({model['from']}, {escape(model['path'])}): "
+            f"{escape(model['detail'])}"
+        )
     backends = Table(title="backends")
     backends.add_column("backend")
     backends.add_column("usable")

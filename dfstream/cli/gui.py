@@ -20,7 +20,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from dfstream import __version__
-from dfstream.cli.args import EXIT_CODES_HELP, Parser, default_cache_dir, probability
+from dfstream.cli.args import (
+    EXIT_CODES_HELP,
+    Parser,
+    default_cache_dir,
+    default_model_override,
+    probability,
+)
 from dfstream.config import DETECTORS
 from dfstream.errors import ExitCode
 
@@ -76,7 +82,11 @@ def main(argv: list[str]) -> int:
         settings = replace(settings, threshold=args.threshold)
     if args.detector is not None:
         settings = replace(settings, detector=args.detector)
-    session = Session(cache_dir=default_cache_dir("gui"), model_cache=default_cache_dir("models"))
+    session = Session(
+        cache_dir=default_cache_dir("gui"),
+        model_cache=default_cache_dir("models"),
+        default_weights=default_model_override(),
+    )
     app = App(
         root,
         session=session,

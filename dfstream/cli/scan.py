@@ -26,6 +26,7 @@ from dfstream.cli.args import (
     Parser,
     add_model_arguments,
     default_cache_dir,
+    default_model_override,
     positive_float,
     positive_int,
     probability,
@@ -109,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="CNN precision")
-    p.add_argument("--threshold", type=probability, default=0.5, help="FAKE above this score")
+    p.add_argument(
+        "--threshold",
+        type=probability,
+        help="FAKE at or above this score (default: the model's calibrated threshold, else 0.5)",
+    )
     p.add_argument("--max-seconds", type=positive_float, help="analyse S s of each video")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -123,6 +128,7 @@ def spec_from_args(args: argparse.Namespace) -> WorkerSpec:
     try:
         config = AnalysisConfig(
             **values,
+            default_weights=default_model_override(),
             model_cache=default_cache_dir("models"),
             onnx_cache=default_cache_dir("onnx"),
         )

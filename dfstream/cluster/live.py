@@ -50,6 +50,44 @@ class RemoteModel:
     """What the driver knows of the model the actors load."""
 
     untrained: bool
+    name: str | None = None
+
+
+def driver_model(config: AnalysisConfig) -> tuple[RemoteModel, ScoringSettings]:
+    """The model's name and the verdict thresholds, as the actors will resolve them, read at
+    the driver from the checkpoint's info without building the model (an unreadable file is
+    left for the actors to report)."""
+    from dfstream.errors import WeightsError
+    from dfstream.model.checkpoint import calibrated_threshold, checkpoint_info
+    from dfstream.model.shipped import default_model_path
+
+    if config.untrained:
+        name = f"untrained (seed {config.seed})"
+        threshold = 0.5 if config.threshold is None else config.threshold
+        source = "default" if config.threshold is None else "--threshold"
+        return RemoteModel(True, name), ScoringSettings(
+            threshold, config.hysteresis, threshold_source=source
+        )
+    path = config.weights or config.default_weights or default_model_path()
+    try:
+        info = checkpoint_info(path)
+    except WeightsError:
+        info = {}
+    given = info.get("name")
+    name = given if isinstance(given, str) and given else path.name
+    if config.threshold is not None:
+        scoring = ScoringSettings(
+            config.threshold, config.hysteresis, threshold_source="--threshold"
+        )
+    else:
+        calibrated, rule = calibrated_threshold(info)
+        if calibrated is None:
+            scoring = ScoringSettings(hysteresis=config.hysteresis)
+        else:
+            scoring = ScoringSettings(
+                calibrated, config.hysteresis, threshold_source="checkpoint", threshold_rule=rule
+            )
+    return RemoteModel(False, name), scoring
 
 
 @dataclass(frozen=True)
@@ -119,9 +157,9 @@ class RayAnalysis:
         self._ray = connect(address)
         self._class = self._ray.remote(StreamActor)
         self._cpus = cpus
-        self.model = RemoteModel(untrained=config.untrained)
+        self.model, scoring = driver_model(config)
         self.backend = RemoteBackend(f"ray {address}: one actor per source")
-        self.settings = RemoteSettings(ScoringSettings(config.threshold, config.hysteresis))
+        self.settings = RemoteSettings(scoring)
         taken: list[str] = []
         self._streams: list[_Stream] = []
         for source in config.sources:
@@ -152,10 +190,11 @@ class RayAnalysis:
         from dfstream.sinks.build import open_network_sinks
         from dfstream.sinks.metrics import MetricsSink
 
-        config = self.config
-        model = config.weights.name if config.weights else f"untrained (seed {config.seed})"
         sinks = open_network_sinks(
-            self.outputs, model=model, threshold=config.threshold, notice=self._notice
+            self.outputs,
+            model=self.model.name or "model",
+            threshold=self.settings.scoring.threshold,
+            notice=self._notice,
         )
         for sink in sinks:
             if isinstance(sink, MetricsSink):

@@ -45,6 +45,8 @@ class Started:
     model: str
     backend: str
     untrained: bool
+    threshold: float | None = None
+    """The FAKE threshold the run uses (``--threshold``, the model's, or 0.5)."""
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,10 @@ class PreviewSink(Sink):
 
 
 def describe_model(loaded: LoadedModel) -> str:
-    """The model a run uses, in a few words: its origin (a file by its name)."""
+    """The model a run uses, in a few words: its name (the checkpoint's, else its file's)."""
     if loaded.untrained:
         return loaded.origin
-    return f"{Path(loaded.origin).name} ({loaded.kind})"
+    return f"{loaded.name} ({loaded.kind})"
 
 
 def _model_key(config: AnalysisConfig) -> tuple[object, ...]:
@@ -168,7 +170,9 @@ def _model_key(config: AnalysisConfig) -> tuple[object, ...]:
         except OSError:
             stamp = None
         return ("weights", str(config.weights.resolve()), stamp)
-    return ("untrained" if config.untrained else "default", config.seed)
+    if config.untrained:
+        return ("untrained", config.seed)
+    return ("default", str(config.default_weights))
 
 
 class Session:
@@ -184,10 +188,12 @@ class Session:
         *,
         cache_dir: Path,
         model_cache: Path | None = None,
+        default_weights: Path | None = None,
         opener: Callable[..., Source] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.model_cache = model_cache
+        self.default_weights = default_weights
         self.messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._opener = opener
         self._lock = threading.Lock()
@@ -213,7 +219,12 @@ class Session:
         config refuses."""
         if self.busy:
             raise UsageError("a run is going: stop it first, or open sources to add them to it")
-        config = analysis_config(settings, tuple(sources), model_cache=self.model_cache)
+        config = analysis_config(
+            settings,
+            tuple(sources),
+            model_cache=self.model_cache,
+            default_weights=self.default_weights,
+        )
         self._run_id += 1
         run_dir = self._new_run_dir()
         outputs = output_config(settings, run_dir)
@@ -354,6 +365,7 @@ class Session:
                 model=describe_model(analysis.model),
                 backend=analysis.backend.describe(),
                 untrained=analysis.model.untrained,
+                threshold=analysis.settings.scoring.threshold,
             )
         )
         analysis.start()

@@ -41,7 +41,8 @@ class GuiSettings:
 
     model: ModelChoice = "default"
     checkpoint: Path | None = None
-    threshold: float = 0.5
+    threshold: float | None = None
+    """FAKE at or above this score; None = the threshold calibrated for the model (else 0.5)."""
     detector: DetectorKind = "auto"
     overlay: bool = True
     """Write the annotated video during each run, so that Save can keep it."""
@@ -55,7 +56,7 @@ class GuiSettings:
             )
         if self.model == "checkpoint" and self.checkpoint is None:
             raise ValueError("model: a checkpoint is chosen but no file is given")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold: expected a number in [0, 1] but got {self.threshold}")
         if self.detector not in DETECTORS:
             raise ValueError(
@@ -69,6 +70,10 @@ class GuiSettings:
         if self.model == "untrained":
             return "untrained (pipeline check: scores are meaningless)"
         return "shipped default model"
+
+    def describe_threshold(self) -> str:
+        """The threshold choice in a few words, for the status line."""
+        return "the model's" if self.threshold is None else f"{self.threshold:.2f}"
 
     def to_json(self) -> dict[str, object]:
         """The settings as written to ``gui.json``."""
@@ -154,13 +159,20 @@ class RecentSources:
 
 
 def analysis_config(
-    settings: GuiSettings, sources: tuple[str, ...], *, model_cache: Path | None = None
+    settings: GuiSettings,
+    sources: tuple[str, ...],
+    *,
+    model_cache: Path | None = None,
+    default_weights: Path | None = None,
 ) -> AnalysisConfig:
-    """The run's analysis config for ``sources`` with these preferences."""
+    """The run's analysis config for ``sources`` with these preferences; "Shipped default
+    model" leaves the weights unset, so the run loads the default model (``default_weights``,
+    else the file shipped in the package)."""
     return AnalysisConfig(
         sources=sources,
         weights=settings.checkpoint if settings.model == "checkpoint" else None,
         untrained=settings.model == "untrained",
+        default_weights=default_weights,
         detector=settings.detector,
         threshold=settings.threshold,
         model_cache=model_cache,

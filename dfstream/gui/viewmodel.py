@@ -140,9 +140,10 @@ class ViewModel:
         if row is not None and (row.run_id is None or self._runs[row.run_id].finished):
             del self._rows[key]
 
-    def run_starting(self, run_id: int, *, threshold: float) -> None:
-        """Start was pressed: the ready rows become run ``run_id``'s placeholders."""
-        self._runs[run_id] = _Run(threshold=threshold)
+    def run_starting(self, run_id: int, *, threshold: float | None) -> None:
+        """Start was pressed: the ready rows become run ``run_id``'s placeholders
+        (``threshold`` None = the model's: 0.5 until the run says which it uses)."""
+        self._runs[run_id] = _Run(threshold=0.5 if threshold is None else threshold)
         self.current_run = run_id
         for row in self._rows.values():
             if row.run_id is None:
@@ -198,6 +199,8 @@ class ViewModel:
                 message.model,
                 message.backend,
             )
+            if message.threshold is not None:
+                run.threshold = message.threshold
             self.status = f"model: {message.model} · {message.backend}"
         elif isinstance(message, Notice):
             self.status = message.text

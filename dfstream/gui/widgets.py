@@ -281,10 +281,12 @@ class PreferencesDialog(tk.Toplevel):
         self._settings, self._on_ok = settings, on_ok
         body = ttk.Frame(self, padding=12)
         body.pack(fill="both", expand=True)
-        self.threshold = tk.StringVar(value=f"{settings.threshold:.2f}")
+        value = "" if settings.threshold is None else f"{settings.threshold:.2f}"
+        self.threshold = tk.StringVar(value=value)
         self.detector = tk.StringVar(value=DETECTOR_HELP[settings.detector])
         self.overlay = tk.BooleanVar(value=settings.overlay)
-        ttk.Label(body, text="FAKE threshold (0-1):").grid(row=0, column=0, sticky="w")
+        ttk.Label(body, text="FAKE threshold (0-1; empty = the model's):").grid(
+            row=0, column=0, sticky="w")  # fmt: skip
         ttk.Spinbox(body, from_=0.0, to=1.0, increment=0.05, width=8,
                     textvariable=self.threshold).grid(row=0, column=1, sticky="w")  # fmt: skip
         ttk.Label(body, text="Face detector:").grid(row=1, column=0, sticky="w", pady=(8, 0))
@@ -306,7 +308,8 @@ class PreferencesDialog(tk.Toplevel):
     def ok(self) -> None:
         """Check the values; hand the new settings on and close, or say what is wrong."""
         try:
-            threshold = float(self.threshold.get())
+            text = self.threshold.get().strip()
+            threshold = float(text) if text else None
             detector = self.detector.get().split(":", 1)[0]
             settings = GuiSettings(
                 model=self._settings.model,

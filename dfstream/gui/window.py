@@ -371,7 +371,7 @@ class App:
         settings = self.settings
         self.status.configure(text=self.vm.status or settings.describe_model())
         self.settings_label.configure(
-            text=f"threshold {settings.threshold:.2f} · detector {settings.detector} · "
+            text=f"threshold {settings.describe_threshold()} · detector {settings.detector} · "
             f"annotated video {'on' if settings.overlay else 'off'}"
         )
 

@@ -8,9 +8,11 @@ from dfstream.model.checkpoint import (
     untrained_model,
 )
 from dfstream.model.network import DeepfakeNet, build_model, preprocess
+from dfstream.model.shipped import DEFAULT_MODEL_ENV, default_model_path, load_default_model
 from dfstream.model.spec import ModelSpec, compat_spec, native_spec
 
 __all__ = [
+    "DEFAULT_MODEL_ENV",
     "Backbone",
     "DeepfakeNet",
     "LoadedModel",
@@ -18,7 +20,9 @@ __all__ = [
     "backbone_names",
     "build_model",
     "compat_spec",
+    "default_model_path",
     "get_backbone",
+    "load_default_model",
     "load_weights",
     "native_spec",
     "preprocess",

@@ -58,11 +58,42 @@ class LoadedModel:
         """True when the weights are a random initialisation: every output says so."""
         return self.kind == "untrained"
 
+    @property
+    def name(self) -> str:
+        """The model as a user sees it named: the checkpoint's ``info["name"]`` (for example
+        ``dfstream-lite0-v1``), else the weights file's name, else ``untrained (seed N)``."""
+        given = self.info.get("name")
+        if isinstance(given, str) and given.strip():
+            return given.strip()
+        if self.untrained:
+            return self.origin
+        return Path(self.origin).name
+
+    @property
+    def threshold(self) -> float | None:
+        """The FAKE threshold calibrated for these weights (``info["threshold"]``), or None."""
+        return calibrated_threshold(self.info)[0]
+
+    @property
+    def threshold_rule(self) -> str | None:
+        """How the calibrated threshold was chosen (``info["threshold_rule"]``), or None."""
+        return calibrated_threshold(self.info)[1]
+
     def identity(self) -> str:
         """A stable key for caches derived from these weights (exports, engines)."""
         if self.kind == "untrained":
             return f"untrained-{self.spec.backbone}-seed{self.info.get('seed', 0)}"
         return file_sha256(Path(self.origin))
+
+
+def calibrated_threshold(info: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """A checkpoint info's calibrated FAKE threshold and the rule that chose it (None, None
+    when it carries none)."""
+    value = info.get("threshold")
+    rule = info.get("threshold_rule")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, None
+    return float(value), rule if isinstance(rule, str) and rule else None
 
 
 def file_sha256(path: Path) -> str:
@@ -87,20 +118,52 @@ def untrained_model(spec: ModelSpec | None = None, *, seed: int = 0) -> LoadedMo
 
 
 def save_checkpoint(
-    path: Path, model: DeepfakeNet, *, info: Mapping[str, Any] | None = None
+    path: Path,
+    model: DeepfakeNet,
+    *,
+    info: Mapping[str, Any] | None = None,
+    half: bool = False,
 ) -> None:
-    """Write a dfstream checkpoint: weights plus the model's spec and JSON-able info."""
+    """Write a dfstream checkpoint: weights plus the model's spec and JSON-able info.
+
+    ``half`` stores every floating tensor as float16 (half the file; the shipped default model
+    is written so); ``load_weights`` casts them back to float32. Integer buffers (batch-norm
+    counters) are kept as they are.
+    """
+    _check_info(info or {}, str(path))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": FORMAT_VERSION,
         "metadata": model.spec.to_json(),
         "info": json.dumps(dict(info or {}), sort_keys=True),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
+
+
+def _check_info(info: Mapping[str, Any], where: str) -> None:
+    """The info fields dfstream reads must have usable values (``threshold`` in [0, 1])."""
+    threshold = info.get("threshold")
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise WeightsError(f"{where}: info threshold: expected a number but got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise WeightsError(f"{where}: info threshold: expected 0..1 but got {threshold}")
+
+
+def _as_float32(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Floating tensors as float32 (a half-precision checkpoint loads as the fp32 model)."""
+    return {
+        k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in state.items()
+    }
 
 
 def _version() -> str:
@@ -128,6 +191,19 @@ def _safe_load(path: Path) -> Any:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: not a readable torch checkpoint ({first[:160]})") from exc
+
+
+def checkpoint_info(path: Path) -> dict[str, Any]:
+    """The info of a dfstream checkpoint (its name, calibrated threshold, ...) without building
+    the model; ``{}`` for a public checkpoint. Raises ``WeightsError`` like ``load_weights``."""
+    data = _safe_load(path)
+    if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
+        return {}
+    try:
+        info = json.loads(str(data.get("info", "{}")))
+    except ValueError as exc:
+        raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+    return info if isinstance(info, dict) else {}
 
 
 def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,17 +256,23 @@ def load_weights(path: Path, *, window: int | None = None) -> LoadedModel:
             ) from exc
         except (KeyError, ValueError, TypeError) as exc:
             raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
+        if not isinstance(info, dict):
+            raise WeightsError(f"{path}: damaged checkpoint metadata (info is not an object)")
+        _check_info(info, str(path))
         if window is not None:
             spec = spec.replace(window=window)
         model = DeepfakeNet(spec).eval()
-        load_state_strict(model, _strip_prefix(data["state_dict"]), str(path))
+        state = data.get("state_dict")
+        if not isinstance(state, Mapping):
+            raise WeightsError(f"{path}: damaged checkpoint (no state dict)")
+        load_state_strict(model, _as_float32(_strip_prefix(state)), str(path))
         return LoadedModel(model=model, spec=spec, kind="dfstream", origin=str(path), info=info)
 
     state = _strip_prefix(data)
     if "lstm.weight_ih_l0" in state or any(k.startswith("model.") for k in state):
         spec = compat_spec(window or compat_window_from_name(path.name) or 20)
         model = DeepfakeNet(spec).eval()
-        load_state_strict(model, state, str(path))
+        load_state_strict(model, _as_float32(state), str(path))
         return LoadedModel(model=model, spec=spec, kind="compat", origin=str(path), info={})
     first = next(iter(state), None)
     raise WeightsError(

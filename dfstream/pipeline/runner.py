@@ -122,19 +122,22 @@ class Pipeline:
         settings: PipelineSettings,
         sink: Sink,
         untrained: bool,
+        model_name: str | None = None,
         opener: Callable[..., Source] = open_source,
         persistent: bool = False,
         stop: threading.Event | None = None,
     ) -> None:
         """``sink`` receives every event (a ``SinkGroup`` also gets frames for its frame sinks);
         ``opener`` opens each spec (``open_source``; benchmarks wrap it to pace files);
-        ``stop`` is the event that ``stop()`` sets, when the caller wants to share it."""
+        ``stop`` is the event that ``stop()`` sets, when the caller wants to share it;
+        ``model_name`` names the model in every summary."""
         self.opener = opener
         self.backend = backend
         self.detector_factory = detector_factory
         self.settings = settings
         self.sink = sink if isinstance(sink, SinkGroup) else SinkGroup([sink])
         self.untrained = untrained
+        self.model_name = model_name
         self.persistent = persistent
         self.batch_stats = BatchStats()
         self._stop = stop or threading.Event()
@@ -460,6 +463,8 @@ class Pipeline:
             reconnects=state.reconnects,
             latency_ms=state.latency_percentiles(),
             corrupt_frames=state.corrupt_frames,
+            model=self.model_name,
+            threshold=self.settings.scoring.threshold,
         )
         with self._lock:
             stream.summary = summary

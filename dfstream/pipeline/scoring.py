@@ -19,12 +19,19 @@ from dfstream.types import TrackSummary, Verdict
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    """Thresholds for verdicts and the smoothing factor of the per-track average."""
+    """Thresholds for verdicts and the smoothing factor of the per-track average.
+
+    ``threshold_source`` says where the threshold came from, for summaries and reports:
+    ``--threshold`` (the user's), ``checkpoint`` (calibrated for the model; ``threshold_rule``
+    says how) or ``default`` (0.5, the model carries none). The UNCERTAIN band is
+    ``threshold ± hysteresis`` wherever the threshold sits."""
 
     threshold: float = 0.5
     hysteresis: float = 0.05
     ema_alpha: float = 0.3
     min_track_fraction: float = 0.2
+    threshold_source: str = "default"
+    threshold_rule: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -33,6 +40,13 @@ class ScoringSettings:
             raise ValueError(f"hysteresis: expected 0..0.5 but got {self.hysteresis}")
         if not 0.0 < self.ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha: expected (0, 1] but got {self.ema_alpha}")
+
+    def describe_threshold(self) -> str:
+        """The threshold and its origin in a few words: ``0.620 (checkpoint: EER on dev)``."""
+        origin = self.threshold_source
+        if self.threshold_rule:
+            origin += f": {self.threshold_rule}"
+        return f"{self.threshold:.3f} ({origin})"
 
     def classify(self, score: float, previous: Verdict) -> Verdict:
         """The verdict for ``score`` given the verdict held so far (hysteresis)."""

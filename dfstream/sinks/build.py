@@ -17,6 +17,7 @@ from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
 from dfstream.model.checkpoint import LoadedModel
 from dfstream.pipeline.runner import PipelineSettings
+from dfstream.pipeline.scoring import ScoringSettings
 from dfstream.sinks.alert_transports import open_transport
 from dfstream.sinks.alerts import AlertSink
 from dfstream.sinks.base import Sink
@@ -38,8 +39,10 @@ def report_header(
     outputs: OutputConfig,
     loaded: LoadedModel,
     backend: InferenceBackend,
+    scoring: ScoringSettings | None = None,
 ) -> dict[str, Any]:
-    """What a report says about how it was made: backend, model and every setting."""
+    """What a report says about how it was made: backend, model, the threshold in use and
+    where it came from, and every setting."""
     settings: dict[str, Any] = {}
     for key, value in (asdict(config) | asdict(outputs)).items():
         if key == "sources":
@@ -48,10 +51,18 @@ def report_header(
             value = redact(value)  # --webhook, --mqtt URLs may carry a password
         settings[key] = _plain(value)
     spec = loaded.spec
+    scoring = scoring or ScoringSettings()
     return {
         "untrained": loaded.untrained,
         "backend": backend.describe(),
+        "threshold": {
+            "value": scoring.threshold,
+            "source": scoring.threshold_source,
+            "rule": scoring.threshold_rule,
+            "hysteresis": scoring.hysteresis,
+        },
         "model": {
+            "name": loaded.name,
             "kind": loaded.kind,
             "origin": loaded.origin,
             "window": spec.window,
@@ -77,11 +88,11 @@ def overlay_settings(settings: PipelineSettings, *, untrained: bool) -> OverlayS
 
 
 def model_name(loaded: LoadedModel) -> str:
-    """How alerts name the model: the checkpoint's file name (or "untrained") and backbone."""
+    """How alerts name the model: its name (``LoadedModel.name``; "untrained") and backbone."""
     spec = loaded.spec
     if loaded.untrained:
         return f"{spec.backbone} untrained (seed {loaded.info.get('seed', 0)})"
-    return f"{Path(loaded.origin).name} ({spec.backbone}, T={spec.window})"
+    return f"{loaded.name} ({spec.backbone}, T={spec.window})"
 
 
 def open_early_sinks(outputs: OutputConfig) -> list[Sink]:
@@ -146,7 +157,7 @@ def open_run_sinks(
     )
     try:
         if outputs.report is not None:
-            header = report_header(config, outputs, loaded, backend)
+            header = report_header(config, outputs, loaded, backend, settings.scoring)
             sinks.append(ReportSink.open(outputs.report, header=header, scoring=settings.scoring))
         if outputs.overlay is not None:
             sinks.append(

@@ -112,12 +112,24 @@ class EventLog(Sink):
             )
 
 
-def summary_table(summaries: Sequence[StreamSummary], *, backend: str, untrained: bool) -> Table:
-    """The end-of-run table: one row per source."""
+def summary_table(
+    summaries: Sequence[StreamSummary],
+    *,
+    backend: str,
+    untrained: bool,
+    model: str | None = None,
+    threshold: str | None = None,
+) -> Table:
+    """The end-of-run table: one row per source; the title names the backend and the model,
+    the caption the FAKE threshold and where it came from (``ScoringSettings.describe_threshold``).
+    """
     title = f"dfstream summary ({backend})"
+    if model:
+        title += f" · model {model}"
     if untrained:
         title += " [UNTRAINED model: scores are meaningless]"
-    table = Table(title=title, title_justify="left")
+    caption = f"FAKE threshold {threshold}" if threshold else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("source", overflow="fold", min_width=12)
     for name, justify in (
         ("verdict", "left"),

@@ -93,9 +93,11 @@ class Dashboard:
         backend: str,
         untrained: bool,
         scoring: ScoringSettings | None = None,
+        model: str | None = None,
     ) -> None:
         self._snapshots = snapshots
         self.backend = backend
+        self.model = model
         self.untrained = untrained
         self.scoring = scoring or ScoringSettings()
         self._rates = _Rates()
@@ -120,9 +122,11 @@ class Dashboard:
         for snap in snaps:
             if snap.faces:
                 parts.append(self._faces_table(snap))
-        header = Text.assemble(
-            ("dfstream", "bold"), f"  {self.backend}  ", (f"{len(snaps)} stream(s)", "dim")
-        )
+        header = Text.assemble(("dfstream", "bold"), f"  {self.backend}  ")
+        if self.model:
+            header.append(f"model {self.model}  ")
+        header.append(f"threshold {self.scoring.threshold:.2f}  ")
+        header.append(f"{len(snaps)} stream(s)", style="dim")
         return Panel(Group(*parts), title=header, title_align="left", border_style="blue")
 
     def _streams_table(self, snaps: Sequence[StreamSnapshot], now: float) -> Table:
@@ -225,9 +229,12 @@ def live_view(
     backend: str,
     untrained: bool,
     scoring: ScoringSettings | None = None,
+    model: str | None = None,
 ) -> AbstractContextManager[object]:
     """The dashboard when asked for and ``console`` is a terminal, else plain progress lines."""
     if dashboard and console.is_terminal:
-        board = Dashboard(snapshots, backend=backend, untrained=untrained, scoring=scoring)
+        board = Dashboard(
+            snapshots, backend=backend, untrained=untrained, scoring=scoring, model=model
+        )
         return DashboardView(board, console)
     return ProgressLog(snapshots, console)
