@@ -368,6 +368,15 @@ class Pipeline:
             self._score(ready)
 
     def _score(self, windows: list[ReadyWindow]) -> None:
+        # One head call per window length: full windows together, short ones (a track's end)
+        # by their length.
+        by_length: dict[int, list[ReadyWindow]] = {}
+        for window in windows:
+            by_length.setdefault(window.length, []).append(window)
+        for group in by_length.values():
+            self._score_group(group)
+
+    def _score_group(self, windows: list[ReadyWindow]) -> None:
         stacked = np.stack([w.features for w in windows])
         clock = time.perf_counter()
         probs = self.backend.score(stacked)
@@ -416,7 +425,9 @@ class Pipeline:
 
     def _end_track(self, message: TrackEnd) -> None:
         stream = self._streams[message.stream_id]
-        self._cache.end_track(message.stream_id, message.track_id)
+        short = self._cache.end_track(message.stream_id, message.track_id)
+        if short is not None:
+            self._score([short])
         stream.state.end_face(message.track_id)
         self.sink.on_track_end(message.stream_id, message.track_id)
         if stream.scorer.end_track(message.track_id):
@@ -425,7 +436,9 @@ class Pipeline:
     def _end_stream(self, message: StreamEnd) -> None:
         stream = self._streams[message.stream_id]
         state, scorer = stream.state, stream.scorer
-        self._cache.end_stream(stream.stream_id)
+        short = self._cache.end_stream(stream.stream_id)
+        if short:
+            self._score(short)
         if stream.crops is not None:
             self._fair.remove_stream(stream.crops)
         if message.exception is not None and self._failure is None:
