@@ -225,6 +225,9 @@ class StreamSummary:
     """(p50, p95) of decode-to-score latency over the last scored windows, in ms."""
     corrupt_frames: int = 0
     """Frames a live source decoded but dropped: flagged corrupt, or before a clean keyframe."""
+    skipped: str | None = None
+    """Why the source gave nothing to score although it was read without error (a photo
+    with no face: ``"no face found in the photo"``); None otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
@@ -261,6 +264,7 @@ class StreamSummary:
             "dropped": self.dropped,
             "reconnects": self.reconnects,
             "corrupt_frames": self.corrupt_frames,
+            "skipped": self.skipped,
             "latency_p50_ms": None if latency is None else round(latency[0], 1),
             "latency_p95_ms": None if latency is None else round(latency[1], 1),
         }

@@ -37,7 +37,14 @@ from dfstream.pipeline.state import StreamSnapshot, StreamState
 from dfstream.pipeline.stats import BatchStats
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink, SinkGroup
-from dfstream.sources import LiveSettings, Source, SourceSpec, open_source, parse_source
+from dfstream.sources import (
+    LiveSettings,
+    Source,
+    SourceKind,
+    SourceSpec,
+    open_source,
+    parse_source,
+)
 from dfstream.types import (
     FaceCrop,
     Frame,
@@ -46,6 +53,9 @@ from dfstream.types import (
     StreamSummary,
     VerdictEvent,
 )
+
+NO_FACE_IN_PHOTO = "no face found in the photo"
+"""``StreamSummary.skipped`` (and the ``ended`` status reason) of a photo without a face."""
 
 
 @dataclass(frozen=True)
@@ -449,7 +459,15 @@ class Pipeline:
         final_state = "failed" if message.error else "ended"
         state.set_state(final_state)
         state.verdict, state.score = verdict, score
-        reason = message.error or ""
+        skipped = None
+        if (
+            stream.spec.kind is SourceKind.IMAGE
+            and message.error is None
+            and state.crops_embedded == 0
+            and stream.stop_requested_at is None
+        ):
+            skipped = NO_FACE_IN_PHOTO
+        reason = message.error or skipped or ""
         if not reason and stream.stop_requested_at is not None:
             reason = "stopped" if self.stopping else "removed"
         self.sink.handle(StatusEvent(stream.stream_id, final_state, reason, state.ended_at))
@@ -473,6 +491,7 @@ class Pipeline:
             reconnects=state.reconnects,
             latency_ms=state.latency_percentiles(),
             corrupt_frames=state.corrupt_frames,
+            skipped=skipped,
         )
         with self._lock:
             stream.summary = summary
