@@ -31,7 +31,13 @@ from types import TracebackType
 from dfstream.backends import create_backend
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
-from dfstream.faces import AnalyzerSettings, FaceDetector, make_detector, margin_for_detector
+from dfstream.faces import (
+    AnalyzerSettings,
+    FaceDetector,
+    RelinkSettings,
+    make_detector,
+    margin_for_detector,
+)
 from dfstream.model.checkpoint import LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
@@ -128,6 +134,7 @@ def pipeline_settings(config: AnalysisConfig, loaded: LoadedModel) -> PipelineSe
             crop_margin=margin_for_detector(config.detector, spec.crop_margin),
             crop_size=spec.input_size,
             color_order=spec.color_order,
+            relink=RelinkSettings() if config.relink else None,
         ),
         scoring=scoring_settings(config, loaded),
         window=spec.window,

@@ -67,6 +67,9 @@ class AnalysisConfig:
     reconnect: int | None = None
     """Reconnect attempts per outage of a live source; None = forever (files never reconnect)."""
     rtsp_transport: RtspTransport = "tcp"
+    relink: bool = True
+    """A new face track that looks like one lost within a few seconds, near where it was lost,
+    continues it: same id, window history and verdict (``--no-relink`` turns it off)."""
 
     def __post_init__(self) -> None:
         _paths_as_paths(

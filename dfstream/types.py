@@ -229,6 +229,9 @@ class StreamSummary:
     """The model's name (``LoadedModel.name``: the checkpoint's ``info["name"]`` or file name)."""
     threshold: float | None = None
     """The FAKE threshold the verdict used."""
+    skipped: str | None = None
+    """Why the source gave nothing to score although it was read without error (a photo
+    with no face: ``"no face found in the photo"``); None otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``summary`` event."""
@@ -265,6 +268,7 @@ class StreamSummary:
             "dropped": self.dropped,
             "reconnects": self.reconnects,
             "corrupt_frames": self.corrupt_frames,
+            "skipped": self.skipped,
             "latency_p50_ms": None if latency is None else round(latency[0], 1),
             "latency_p95_ms": None if latency is None else round(latency[1], 1),
             "model": self.model,

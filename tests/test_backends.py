@@ -20,6 +20,7 @@ from dfstream.config import AnalysisConfig
 from dfstream.errors import BackendUnavailable, UsageError
 from dfstream.model import compat_spec, load_weights, save_checkpoint, untrained_model
 from dfstream.model.checkpoint import LoadedModel
+from dfstream.model.spec import native_spec
 from dfstream.sinks.base import Sink
 from dfstream.types import Event, ScoreEvent
 
@@ -68,7 +69,8 @@ def test_export_cli_untrained_parity_and_checker(tmp_path: Path) -> None:
     assert batch_dim.dim_param and not batch_dim.dim_value  # dynamic batch
     head = onnx.load(str(out / "head.onnx"), load_external_data=False)
     dims = head.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_value for d in dims[1:]] == [20, 2048]  # T fixed
+    assert dims[1].dim_param and not dims[1].dim_value  # window length 1..T: short windows
+    assert dims[2].dim_value == 2048
 
 
 @pytest.mark.slow
@@ -93,6 +95,29 @@ def test_fp16_export_for_strongly_typed_tensorrt(tmp_path: Path) -> None:
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
     result = parity(loaded, tmp_path, meta, crops=4)
     assert 0 < result.worst <= 5e-2
+
+
+def test_onnx_head_scores_short_windows_like_torch(tmp_path: Path) -> None:
+    """Windows of 1..T features (a track that ended early, a photo) run on the one exported
+    head and score as torch scores them."""
+    loaded = untrained_model(native_spec(backbone="tiny", window=6), seed=1)
+    with torch.no_grad():
+        loaded.model.linear1.weight.mul_(40.0)
+    onnx_backend = OnnxBackend.create(loaded, cache_dir=tmp_path, device="cpu")
+    torch_backend = TorchBackend.create(loaded, device="cpu", precision="fp32")
+    rng = np.random.default_rng(0)
+    size = loaded.spec.input_size
+    crops = rng.integers(0, 256, (6, size, size, 3), dtype=np.uint8)
+    features = torch_backend.embed(crops)
+    spread = []
+    for length in (1, 3, 6):
+        windows = np.stack([features[:length], features[-length:]])
+        expected = torch_backend.score(windows)
+        got = onnx_backend.score(windows)
+        assert got.shape == (2,)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        spread.extend(expected.tolist())
+    assert max(spread) - min(spread) > 1e-3  # not a comparison between constants
 
 
 def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> None:

@@ -402,3 +402,41 @@ def test_tensorrt_engines_match_torch(tmp_path: Path) -> None:
     assert np.abs(feats - ref_feats).max() <= 1e-2 * np.abs(ref_feats).max()
     windows = np.stack([np.resize(ref_feats, (20, ref_feats.shape[1]))] * 3)
     assert np.abs(trt_backend.score(windows) - ref.score(windows)).max() <= 1e-3
+
+
+def test_tensorrt_short_windows_go_to_the_torch_head() -> None:
+    """Windows shorter than the head engine's fixed T are scored by the torch head (the engine
+    itself is never called for them); full windows still go to the engine."""
+    import numpy as np
+
+    from dfstream.backends.tensorrt_backend import TensorRTBackend, cpu_head
+    from dfstream.errors import BackendUnavailable
+    from dfstream.model.spec import native_spec
+
+    loaded = untrained_model(native_spec(backbone="tiny", window=4), seed=2)
+    key = wanted_key(
+        loaded, tensorrt_version="10.0", compute_capability="8.9", precision="fp32", max_batch=4
+    )
+
+    class NoEngine:
+        def run(self, tensor: Any) -> Any:
+            raise AssertionError("the fixed-T engine got a short window")
+
+    backend = TensorRTBackend(
+        loaded.spec,
+        NoEngine(),  # type: ignore[arg-type]
+        NoEngine(),  # type: ignore[arg-type]
+        key,
+        torch.device("cpu"),
+        short_head=cpu_head(loaded),
+    )
+    windows = np.random.default_rng(0).standard_normal((2, 3, loaded.spec.feature_dim))
+    windows = windows.astype(np.float32)
+    with torch.inference_mode():
+        expected = loaded.model.score(torch.from_numpy(windows)).numpy()
+    np.testing.assert_allclose(backend.score(windows), expected, atol=1e-6)
+    with pytest.raises(AssertionError, match="fixed-T engine"):
+        backend.score(np.zeros((1, 4, loaded.spec.feature_dim), np.float32))
+    backend.short_head = None
+    with pytest.raises(BackendUnavailable, match="windows of 4 features, not 3"):
+        backend.score(windows)

@@ -18,7 +18,7 @@ from dfstream.pipeline.stages import AnalyzerSettings
 from dfstream.pipeline.windows import WindowCache
 from dfstream.sinks.base import Sink
 from dfstream.sources import parse_source
-from dfstream.types import Event, ScoreEvent, StreamSummary, Verdict, VerdictEvent
+from dfstream.types import Detection, Event, ScoreEvent, StreamSummary, Verdict, VerdictEvent
 
 
 def _add(cache: WindowCache, track: int, i: int, stream: str = "s"):  # type: ignore[no-untyped-def]
@@ -64,6 +64,23 @@ def test_window_cache_keeps_tracks_and_streams_apart() -> None:
     cache.end_track("s", 0)
     assert _add(cache, 0, 3) is None  # a track that ended starts over
     cache.end_stream("s")
+    assert len(cache) == 1
+
+
+def test_window_cache_gives_a_short_window_at_track_and_stream_end() -> None:
+    cache = WindowCache(window=4, stride=1)
+    for i in range(3):
+        assert _add(cache, 0, i) is None
+    short = cache.end_track("s", 0)
+    assert short is not None and short.length == 3 and short.frame_index == 2
+    assert short.features[:, 0].tolist() == [0.0, 1.0, 2.0]
+    assert cache.end_track("s", 0) is None  # once
+    for i in range(4):
+        _add(cache, 1, i)  # a full window was ready: no short one at its end
+    _add(cache, 2, 7)
+    _add(cache, 3, 8, stream="other")
+    ends = cache.end_stream("s")
+    assert [(w.track_id, w.length, w.frame_index) for w in ends] == [(2, 1, 7)]
     assert len(cache) == 1
 
 
@@ -232,3 +249,63 @@ def test_verdict_events_follow_scores(clip_path: Path) -> None:
     # The summary closes the stream; only the run's batch statistics may follow it.
     assert kinds.index("StreamSummary") > max(i for i, k in enumerate(kinds) if k == "ScoreEvent")
     assert set(kinds[kinds.index("StreamSummary") + 1 :]) <= {"BatchStatsEvent"}
+
+
+class FirstFramesDetector(WholeFrameDetector):
+    """The whole frame is a face on the first ``frames`` calls only: a face that leaves."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        self.left -= 1
+        return super().detect(image_bgr) if self.left >= 0 else []
+
+
+class CollectTrackEnds(Collect):
+    """Also a frame sink: records score events and track ends in the order they came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    def handle(self, event: Event) -> None:
+        super().handle(event)
+        if isinstance(event, ScoreEvent):
+            self.order.append(f"score {event.track_id}")
+
+    def on_frame(self, frame: object, tracks: object) -> None:
+        pass
+
+    def on_track_end(self, stream_id: str, track_id: int) -> None:
+        self.order.append(f"track end {track_id}")
+
+
+def test_short_track_is_scored_once_at_its_end(clip_path: Path) -> None:
+    """A face seen on 6 frames, window 20: one window of its 6 crops when the track ends."""
+    backend = CountingBackend(ModelSpec(input_size=32))
+    sink = CollectTrackEnds()
+    pipeline = Pipeline(
+        [parse_source(str(clip_path))],
+        backend=backend,
+        detector_factory=lambda: FirstFramesDetector(6),
+        settings=_settings(window=20, stride=5),
+        sink=sink,
+        untrained=True,
+    )
+    (summary,) = pipeline.run()
+    scores = [e for e in sink.events if isinstance(e, ScoreEvent)]
+    assert [(e.track_id, e.frame_index) for e in scores] == [(0, 5)]
+    assert sink.order[:2] == ["score 0", "track end 0"]  # at the track's end, not the stream's
+    assert summary.windows_scored == 1 and summary.crops_embedded == 6
+    assert summary.tracks[0].windows == 1 and summary.verdict is not Verdict.NO_FACES
+
+
+def test_short_track_is_scored_at_stream_end(clip_path: Path) -> None:
+    """A face on all 30 frames of a clip, window 40: scored once, on its 30 crops."""
+    summaries, sink, _ = _run([str(clip_path)], _settings(window=40, stride=5))
+    scores = [e for e in sink.events if isinstance(e, ScoreEvent)]
+    assert [e.frame_index for e in scores] == [29]
+    kinds = [type(e).__name__ for e in sink.events]
+    assert kinds.index("ScoreEvent") < kinds.index("StreamSummary")
+    assert summaries[0].windows_scored == 1

@@ -99,8 +99,10 @@ def test_folder_expansion(tmp_path: Path) -> None:
 
     got = [s.text for s in expand_sources(["rtsp://cam/1", str(root), "file.mp4", str(empty)])]
 
-    videos = [str(root / n) for n in ("a/x.webm", "b/deeper/z.MKV", "b/y.mp4", "top.mov")]
-    assert got == ["rtsp://cam/1", *videos, "file.mp4", str(empty)]
+    media = [
+        str(root / n) for n in ("a/thumb.jpg", "a/x.webm", "b/deeper/z.MKV", "b/y.mp4", "top.mov")
+    ]  # photos are sources too (a/thumb.jpg)
+    assert got == ["rtsp://cam/1", *media, "file.mp4", str(empty)]
 
 
 def test_video_extensions() -> None:

@@ -13,8 +13,9 @@ class InferenceBackend(ABC):
     """Runs a model's two halves on some device.
 
     ``embed`` turns (N, S, S, 3) uint8 crops in the model's colour order into (N, F) float32
-    features; ``score`` turns (N, T, F) float32 windows of features into (N,) float32 P(fake).
-    Only the inference thread calls these.
+    features; ``score`` turns (N, t, F) float32 windows of features into (N,) float32 P(fake),
+    for any window length 1 <= t <= T (a track that ends before it holds T crops is scored once
+    on the crops it has). Only the inference thread calls these.
     """
 
     name: str = "base"

@@ -101,7 +101,12 @@ class _Engine:
 
 
 class TensorRTBackend(InferenceBackend):
-    """Two TensorRT engines (CNN with a batch profile, head with fixed T) on one CUDA device."""
+    """Two TensorRT engines (CNN with a batch profile, head with fixed T) on one CUDA device.
+
+    A short window (fewer than T features: a track that ended early, a photo) does not fit the
+    head engine's fixed T: it is scored by the torch model's head (``short_head``, on the CPU),
+    which is rare (once per such track) and cheap. Not yet run, like the rest of this backend.
+    """
 
     name = "tensorrt"
 
@@ -113,11 +118,15 @@ class TensorRTBackend(InferenceBackend):
         key: EngineKey,
         device: Any,
         reason: str = "",
+        short_head: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
+        """``short_head`` scores windows shorter than T (see the class docstring); without
+        one such a window is a one-line ``BackendUnavailable``."""
         super().__init__(spec)
         from dfstream.backends.torch_backend import DeviceCrops
 
         self.cnn, self.head, self.key = cnn, head, key
+        self.short_head = short_head
         self.torch_device = device
         self.device = str(device)
         self.reason = reason
@@ -191,7 +200,15 @@ class TensorRTBackend(InferenceBackend):
                         "rebuild it with `dfstream engine build ... --force`"
                     )
                 engines.append(_Engine(trt, engine, path))
-        return cls(loaded.spec, engines[0], engines[1], key, torch_device, reason)
+        return cls(
+            loaded.spec,
+            engines[0],
+            engines[1],
+            key,
+            torch_device,
+            reason,
+            short_head=cpu_head(loaded),
+        )
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         import torch
@@ -207,6 +224,13 @@ class TensorRTBackend(InferenceBackend):
     def score(self, windows: np.ndarray) -> np.ndarray:
         import torch
 
+        if windows.ndim == 3 and windows.shape[1] != self.key.window:
+            if self.short_head is None:
+                raise BackendUnavailable(
+                    f"--backend tensorrt: the head engine takes windows of {self.key.window} "
+                    f"features, not {windows.shape[1]}; use --backend torch or onnx"
+                )
+            return self.short_head(windows)
         parts = []
         with torch.inference_mode():
             for start in range(0, windows.shape[0], self.key.max_batch):
@@ -224,3 +248,20 @@ class TensorRTBackend(InferenceBackend):
             f"{self.key.max_batch})"
         )
         return f"{line}; {self.reason}" if self.reason else line
+
+
+def cpu_head(loaded: LoadedModel) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores (N, t, F) windows with ``loaded``'s torch head where its weights are (the CPU
+    after loading): the fallback for windows the fixed-T head engine cannot take."""
+    import torch
+
+    model = loaded.model.eval()
+
+    def score(windows: np.ndarray) -> np.ndarray:
+        weight = next(model.parameters())  # wherever the model is now, in its dtype
+        tensor = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        with torch.inference_mode():
+            probs = model.score(tensor.to(weight.device, weight.dtype))
+        return probs.float().cpu().numpy()
+
+    return score

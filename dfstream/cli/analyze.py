@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         help="analyse at most F frames/s (default: all frames of files, 10 fps of live sources)",
     )
+    p.add_argument(
+        "--no-relink",
+        action="store_true",
+        help="keep the tracker's ids: do not give a face that comes back within 2 s, near where "
+        "it was lost and looking alike, its old track id",
+    )
     p.add_argument("--window", type=positive_int, help="frames per window T (default: model's)")
     p.add_argument("--stride", type=positive_int, default=5, help="new crops between windows")
     p.add_argument("--batch", type=positive_int, default=16, help="crops per CNN batch")
@@ -312,6 +318,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
             stall_timeout=args.stall_timeout,
             reconnect=args.reconnect,
             rtsp_transport=args.rtsp_transport,
+            relink=not args.no_relink,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

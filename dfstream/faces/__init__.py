@@ -1,5 +1,6 @@
 """Faces: detect them (YuNet, Haar, whole frame), track them with stable ids, crop them, and
-``FaceAnalyzer``, which does all three for one stream."""
+``FaceAnalyzer``, which does all three for one stream; ``TrackLinker`` gives a face that
+comes back moments after its track was lost its old id."""
 
 from dfstream.faces.analyzer import (
     IOU_THRESHOLD,
@@ -22,6 +23,7 @@ from dfstream.faces.detect import (
     find_yunet_model,
     make_detector,
 )
+from dfstream.faces.relink import RelinkSettings, TrackLinker, appearance
 from dfstream.faces.track import IouTracker, Track, iou
 
 __all__ = [
@@ -37,9 +39,12 @@ __all__ = [
     "FrameAnalysis",
     "HaarDetector",
     "IouTracker",
+    "RelinkSettings",
     "Track",
+    "TrackLinker",
     "WholeFrameDetector",
     "YuNetDetector",
+    "appearance",
     "crop_face",
     "crop_landmarks",
     "default_model_cache",

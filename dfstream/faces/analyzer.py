@@ -5,7 +5,9 @@ was sampled at the analysis rate, whether the detector ran on it, which face tra
 which crops were cut. The pipeline's analyzer thread, ``training`` preprocessing and the naive
 benchmark reference all use it, so serving, training and the reference cut the same crops from
 the same frames. The tracker constants (``faces.track``) and the crop-margin rule are defined
-once, and every caller gets them from here.
+once, and every caller gets them from here. With ``AnalyzerSettings.relink`` a new track that
+looks like a track lost moments ago, near where it was lost, continues it under its id
+(``faces.relink``); the lost track's end is then reported only once its relink time ran out.
 
 A ``FaceAnalyzer`` holds one detector, which is not thread-safe: one analyzer per thread.
 """
@@ -19,6 +21,7 @@ import numpy as np
 
 from dfstream.faces.crop import ColorOrder, crop_face, crop_landmarks
 from dfstream.faces.detect import FaceDetector
+from dfstream.faces.relink import LostTrack, RelinkSettings, TrackLinker, appearance
 from dfstream.faces.track import IOU_THRESHOLD, MAX_MISSES, IouTracker
 from dfstream.types import Box, FaceCrop, Frame
 
@@ -54,6 +57,9 @@ class AnalyzerSettings:
     iou_threshold: float = IOU_THRESHOLD
     max_misses: int = MAX_MISSES
     live_analysis_fps: float | None = LIVE_ANALYSIS_FPS
+    relink: RelinkSettings | None = None
+    """Re-link a new track to a recently lost one that matches (``faces.relink``); None: off
+    (training and measurements that need the tracker's own ids)."""
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -84,7 +90,8 @@ class FrameAnalysis:
     detected: bool
     """The detector ran on this frame (otherwise the tracks kept their boxes)."""
     ended: tuple[int, ...]
-    """Ids of the tracks that ended with this frame's detector run, in the order they ended."""
+    """Ids of the tracks that ended with this frame (its detector run lost them, or with
+    relinking, their relink time ran out), in the order they ended."""
     crops: tuple[FaceCrop, ...]
     """One crop per face being followed, by track id."""
     boxes: tuple[tuple[int, Box], ...]
@@ -115,6 +122,13 @@ class FaceAnalyzer:
         self._next_time = 0.0
         self._since_restart = 0
         self._boxes: tuple[tuple[int, Box], ...] = ()
+        self._linker = None if settings.relink is None else TrackLinker(settings.relink)
+        self._ids: dict[int, int] = {}
+        """Tracker id -> the id given out (differs for a track that continues a lost one)."""
+        self._looks: dict[int, np.ndarray] = {}
+        """Id given out -> running appearance descriptor (relinking only)."""
+        self._seen: dict[int, tuple[Box, float]] = {}
+        """Id given out -> (box, media time) of its latest crop (relinking only)."""
         self.frames_analyzed = 0
         """Sampled frames so far."""
         self.detections = 0
@@ -132,20 +146,57 @@ class FaceAnalyzer:
         if not self._sample(frame.pts_seconds):
             return FrameAnalysis(frame, False, False, (), (), self._boxes)
         detected = self._since_restart % self.settings.detect_every == 0
-        ended: tuple[int, ...] = ()
+        ended: list[int] = []
         if detected:
             clock = time.perf_counter()
             found = self.detector.detect(frame.image_bgr)
             self.detect_s += time.perf_counter() - clock
             self.detections += 1
             self._tracker.update(found)
-            ended = tuple(self._tracker.pop_ended())
+            ended = self._lose(self._tracker.pop_ended())
+        if self._linker is not None:
+            ended.extend(self._linker.expire(frame.pts_seconds))
         self._since_restart += 1
         self.frames_analyzed += 1
-        tracks = self._tracker.tracks()
-        crops = tuple(self._crop(frame, t.track_id, t.box, t.landmarks) for t in tracks)
-        self._boxes = tuple((t.track_id, t.box) for t in tracks)
-        return FrameAnalysis(frame, True, detected, ended, crops, self._boxes)
+        crops = tuple(
+            self._crop(frame, t.track_id, t.box, t.landmarks) for t in self._tracker.tracks()
+        )
+        self._boxes = tuple((c.track_id, c.box) for c in crops)
+        return FrameAnalysis(frame, True, detected, tuple(ended), crops, self._boxes)
+
+    @property
+    def relinked(self) -> int:
+        """New tracks that continued a lost one so far."""
+        return 0 if self._linker is None else self._linker.relinked
+
+    def _lose(self, tracker_ids: list[int]) -> list[int]:
+        """The ids that end now among the tracks the tracker ended; with relinking none do:
+        they wait in the linker (``expire`` ends them)."""
+        ended = []
+        for tracker_id in tracker_ids:
+            track_id = self._ids.pop(tracker_id, tracker_id)
+            seen = self._seen.pop(track_id, None)
+            looks = self._looks.pop(track_id, None)
+            if self._linker is not None and seen is not None and looks is not None:
+                self._linker.lose(track_id, looks, seen[0], seen[1])
+            else:
+                ended.append(track_id)
+        return ended
+
+    def _track_id(self, tracker_id: int, pixels: np.ndarray, box: Box, when: float) -> int:
+        """The id a track's crop is given: the tracker's, or the lost track's it continues."""
+        if self._linker is None:
+            return tracker_id
+        looks = appearance(pixels, self.settings.color_order)
+        track_id = self._ids.get(tracker_id)
+        if track_id is None:
+            track_id = self._link(tracker_id, looks, box, when)
+        else:
+            blended = 0.7 * self._looks[track_id] + 0.3 * looks
+            looks = blended / max(float(np.linalg.norm(blended)), 1e-12)
+        self._looks[track_id] = looks
+        self._seen[track_id] = (box, when)
+        return track_id
 
     def _sample(self, pts: float) -> bool:
         """Whether the frame at media time ``pts`` is due at the analysis rate."""
@@ -158,8 +209,32 @@ class FaceAnalyzer:
         self._next_time = following if following > pts else pts + self._period
         return True
 
+    def _link(self, tracker_id: int, looks: np.ndarray, box: Box, when: float) -> int:
+        """The id of a new track: a lost (or missing) track's that it continues, else its own.
+        A missing track taken over is retired from the tracker."""
+        assert self._linker is not None
+        missing = {}
+        for track in self._tracker.missing():
+            old_id = self._ids.get(track.track_id, track.track_id)
+            if old_id in self._seen and old_id in self._looks:
+                missing[old_id] = track.track_id
+        linked = self._linker.link(
+            looks,
+            box,
+            when,
+            missing=[
+                LostTrack(old_id, self._looks[old_id], *self._seen[old_id]) for old_id in missing
+            ],
+        )
+        track_id = tracker_id if linked is None else linked
+        if linked in missing:
+            self._tracker.drop(missing[linked])
+            self._ids.pop(missing[linked], None)
+        self._ids[tracker_id] = track_id
+        return track_id
+
     def _crop(
-        self, frame: Frame, track_id: int, box: Box, landmarks: np.ndarray | None
+        self, frame: Frame, tracker_id: int, box: Box, landmarks: np.ndarray | None
     ) -> FaceCrop:
         s = self.settings
         image = frame.image_bgr
@@ -168,7 +243,7 @@ class FaceAnalyzer:
         )
         return FaceCrop(
             stream_id=self.stream_id,
-            track_id=track_id,
+            track_id=self._track_id(tracker_id, crop, box, frame.pts_seconds),
             frame_index=frame.index,
             media_time=frame.pts_seconds,
             wall_time=frame.wall_time,

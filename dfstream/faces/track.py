@@ -114,6 +114,14 @@ class IouTracker:
         ended, self._ended = self._ended, []
         return ended
 
+    def drop(self, track_id: int) -> None:
+        """Forget a track without reporting it ended (another track continues its face)."""
+        self._tracks.pop(track_id, None)
+
+    def missing(self) -> list[Track]:
+        """Live tracks not seen on the latest detector run (``misses > 0``), by id."""
+        return [t for _, t in sorted(self._tracks.items()) if t.misses > 0]
+
     def end_all(self) -> None:
         """End every live track (end of stream); ``pop_ended`` then reports them."""
         self._ended.extend(sorted(self._tracks))

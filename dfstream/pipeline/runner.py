@@ -37,7 +37,14 @@ from dfstream.pipeline.state import StreamSnapshot, StreamState
 from dfstream.pipeline.stats import BatchStats
 from dfstream.pipeline.windows import ReadyWindow, WindowCache
 from dfstream.sinks.base import Sink, SinkGroup
-from dfstream.sources import LiveSettings, Source, SourceSpec, open_source, parse_source
+from dfstream.sources import (
+    LiveSettings,
+    Source,
+    SourceKind,
+    SourceSpec,
+    open_source,
+    parse_source,
+)
 from dfstream.types import (
     FaceCrop,
     Frame,
@@ -46,6 +53,9 @@ from dfstream.types import (
     StreamSummary,
     VerdictEvent,
 )
+
+NO_FACE_IN_PHOTO = "no face found in the photo"
+"""``StreamSummary.skipped`` (and the ``ended`` status reason) of a photo without a face."""
 
 
 @dataclass(frozen=True)
@@ -371,6 +381,15 @@ class Pipeline:
             self._score(ready)
 
     def _score(self, windows: list[ReadyWindow]) -> None:
+        # One head call per window length: full windows together, short ones (a track's end)
+        # by their length.
+        by_length: dict[int, list[ReadyWindow]] = {}
+        for window in windows:
+            by_length.setdefault(window.length, []).append(window)
+        for group in by_length.values():
+            self._score_group(group)
+
+    def _score_group(self, windows: list[ReadyWindow]) -> None:
         stacked = np.stack([w.features for w in windows])
         clock = time.perf_counter()
         probs = self.backend.score(stacked)
@@ -419,7 +438,9 @@ class Pipeline:
 
     def _end_track(self, message: TrackEnd) -> None:
         stream = self._streams[message.stream_id]
-        self._cache.end_track(message.stream_id, message.track_id)
+        short = self._cache.end_track(message.stream_id, message.track_id)
+        if short is not None:
+            self._score([short])
         stream.state.end_face(message.track_id)
         self.sink.on_track_end(message.stream_id, message.track_id)
         if stream.scorer.end_track(message.track_id):
@@ -428,7 +449,9 @@ class Pipeline:
     def _end_stream(self, message: StreamEnd) -> None:
         stream = self._streams[message.stream_id]
         state, scorer = stream.state, stream.scorer
-        self._cache.end_stream(stream.stream_id)
+        short = self._cache.end_stream(stream.stream_id)
+        if short:
+            self._score(short)
         if stream.crops is not None:
             self._fair.remove_stream(stream.crops)
         if message.exception is not None and self._failure is None:
@@ -439,7 +462,15 @@ class Pipeline:
         final_state = "failed" if message.error else "ended"
         state.set_state(final_state)
         state.verdict, state.score = verdict, score
-        reason = message.error or ""
+        skipped = None
+        if (
+            stream.spec.kind is SourceKind.IMAGE
+            and message.error is None
+            and state.crops_embedded == 0
+            and stream.stop_requested_at is None
+        ):
+            skipped = NO_FACE_IN_PHOTO
+        reason = message.error or skipped or ""
         if not reason and stream.stop_requested_at is not None:
             reason = "stopped" if self.stopping else "removed"
         self.sink.handle(StatusEvent(stream.stream_id, final_state, reason, state.ended_at))
@@ -465,6 +496,7 @@ class Pipeline:
             corrupt_frames=state.corrupt_frames,
             model=self.model_name,
             threshold=self.settings.scoring.threshold,
+            skipped=skipped,
         )
         with self._lock:
             stream.summary = summary

@@ -154,4 +154,9 @@ def summary_table(
             str(s.windows_scored),
             f"{s.duration_s:.1f}",
         )
+    skipped = sum(1 for s in summaries if s.skipped)
+    if skipped:
+        photos = "photo" if skipped == 1 else "photos"
+        table.caption = f"{skipped} {photos} skipped: no face found"
+        table.caption_justify = "left"
     return table

@@ -1,8 +1,9 @@
 """Local video files and folders: ``FileSource`` decodes every frame of a file with PyAV.
 
-``expand_sources`` parses source strings and replaces every folder by the video files inside
-it. Problems a user can fix (missing path, empty file, not a video, no video stream, truncated
-file) become one-line ``SourceError`` s that say what is wrong and how to fix it.
+``expand_sources`` parses source strings and replaces every folder by the video files and
+photos inside it (photos are opened by ``dfstream.sources.image``). Problems a user can fix
+(missing path, empty file, not a video, no video stream, truncated file) become one-line
+``SourceError`` s that say what is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dfstream.errors import SourceError
 from dfstream.sources.base import LiveSettings, Source, StatusCallback
 from dfstream.sources.ffmpeg import ffmpeg_message
 from dfstream.sources.registry import register_source
-from dfstream.sources.spec import SourceKind, SourceSpec, parse_source
+from dfstream.sources.spec import IMAGE_EXTENSIONS, SourceKind, SourceSpec, parse_source
 from dfstream.types import Frame
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
@@ -30,20 +31,22 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
         ".flv", ".mpg", ".mpeg", ".wmv", ".3gp",
     }
 )  # fmt: skip
-"""File name extensions (lower case) that a folder expands to."""
+"""File name extensions (lower case) of videos; a folder expands to these and to photos
+(``IMAGE_EXTENSIONS``)."""
 
 _FALLBACK_FPS = 25.0  # only used to invent timestamps when a file has neither pts nor a rate
 
 
-def _is_video_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+def _is_media_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return path.is_file() and (suffix in VIDEO_EXTENSIONS or suffix in IMAGE_EXTENSIONS)
 
 
 def expand_sources(items: Iterable[str | SourceSpec]) -> list[SourceSpec]:
-    """Parse ``items`` and replace every folder by the video files inside it (recursive,
-    sorted by path).
+    """Parse ``items`` and replace every folder by the video files and photos inside it
+    (recursive, sorted by path).
 
-    A folder without any video stays in the list as itself, so that opening it reports it
+    A folder without any video or photo stays in the list as itself, so that opening it reports it
     later for that one source without stopping the others. Everything else keeps its place.
     Raises ``SourceError`` for a string ``parse_source`` refuses.
     """
@@ -53,8 +56,8 @@ def expand_sources(items: Iterable[str | SourceSpec]) -> list[SourceSpec]:
         if spec.kind is not SourceKind.FOLDER:
             expanded.append(spec)
             continue
-        videos = sorted(str(p) for p in Path(spec.url).rglob("*") if _is_video_file(p))
-        expanded.extend([parse_source(v) for v in videos] or [spec])
+        media = sorted(str(p) for p in Path(spec.url).rglob("*") if _is_media_file(p))
+        expanded.extend([parse_source(m) for m in media] or [spec])
     return expanded
 
 
@@ -97,9 +100,9 @@ class FileSource(Source):
         if not path.exists():
             raise SourceError(f"{path}: no such file or folder; check the path")
         if path.is_dir():
-            accepted = " ".join(sorted(VIDEO_EXTENSIONS))
+            accepted = " ".join(sorted(VIDEO_EXTENSIONS | IMAGE_EXTENSIONS))
             raise SourceError(
-                f"{path}: folder contains no video files (accepted extensions: {accepted})"
+                f"{path}: folder contains no video or photo files (accepted extensions: {accepted})"
             )
         if not os.access(path, os.R_OK):
             raise SourceError(f"{path}: permission denied; make the file readable")

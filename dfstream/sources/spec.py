@@ -9,8 +9,10 @@ string. The forms understood:
   machine, as IP encoders send it; dfstream listens on that address): live network sources;
 - webcams (``WEBCAM``): ``webcam`` (the first camera), ``webcam:N``, ``webcam:NAME`` (Windows
   DirectShow names) and ``/dev/videoN``;
+- a photo (``IMAGE``): a path (or ``file://PATH``) whose name ends in one of
+  ``IMAGE_EXTENSIONS`` (``.jpg``, ``.jpeg``, ``.png``, ``.webp``), a one-frame source;
 - ``file://PATH`` and any other string (``FILE``), or an existing folder (``FOLDER``, expanded
-  to its videos by ``expand_sources``).
+  to its videos and photos by ``expand_sources``).
 
 Anything else with ``://`` (``rtmp://``, ``srt://``, ``tcp://``, ``ftp://`` ...) is refused here
 with one message listing the supported forms (a ``SourceError``, exit 3), before any source is
@@ -41,6 +43,7 @@ class SourceKind(str, enum.Enum):
     HLS = "hls"
     UDP = "udp"
     WEBCAM = "webcam"
+    IMAGE = "image"
 
 
 LIVE_KINDS: frozenset[SourceKind] = frozenset(
@@ -59,9 +62,13 @@ URL_SCHEMES: dict[str, SourceKind] = {
 }
 """URL scheme (lower case) -> kind; every other scheme is refused by ``parse_source``."""
 
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+"""File name extensions (lower case) of photos: ``IMAGE`` sources, also found in folders."""
+
 SUPPORTED_FORMS = (
     "rtsp://, rtsps://, http://, https:// (HLS .m3u8 too), udp:// (MPEG-TS), file://, a webcam "
-    "(webcam, webcam:N, /dev/videoN), a video file or a folder of videos"
+    "(webcam, webcam:N, /dev/videoN), a video file, a photo (.jpg, .jpeg, .png, .webp) or a "
+    "folder of videos and photos"
 )
 """The forms ``parse_source`` accepts, as error messages list them."""
 
@@ -97,8 +104,9 @@ class SourceSpec:
     """What the user typed."""
     kind: SourceKind
     url: str
-    """What the opener opens: a path (``FILE``, ``FOLDER``), a URL with its credentials, or the
-    webcam spec, mapped to the platform's capture device by ``dfstream.sources.ffmpeg``."""
+    """What the opener opens: a path (``FILE``, ``FOLDER``, ``IMAGE``), a URL with its
+    credentials, or the webcam spec, mapped to the platform's capture device by
+    ``dfstream.sources.ffmpeg``."""
     display: str
     """``text`` with credentials redacted: the only form shown in any output."""
     live: bool
@@ -119,7 +127,7 @@ class SourceSpec:
         """A short name for output file names (``OUT-<stem>.mp4``): a file's stem; for other
         kinds the stem of the URL's last path part, else its host[:port], or the webcam spec,
         with characters file systems refuse (``:?*`` ...) replaced by ``-``."""
-        if self.kind in (SourceKind.FILE, SourceKind.FOLDER):
+        if self.kind in (SourceKind.FILE, SourceKind.FOLDER, SourceKind.IMAGE):
             return Path(self.url).stem
         rest = re.split(r"[?#]", self.display.split("://", 1)[-1], maxsplit=1)[0]
         host, _, path = rest.removeprefix("***@").partition("/")
@@ -162,7 +170,11 @@ def parse_source(text: str) -> SourceSpec:
     else:
         kind = SourceKind.FILE
     if kind is SourceKind.FILE:
-        kind = SourceKind.FOLDER if Path(url).is_dir() else SourceKind.FILE
+        path = Path(url)
+        if path.is_dir():
+            kind = SourceKind.FOLDER
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            kind = SourceKind.IMAGE
         name = _last_part(redact(url))
     return SourceSpec(
         text=text, kind=kind, url=url, display=display, live=kind in LIVE_KINDS, name=name
