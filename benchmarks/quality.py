@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.quality",
         description="Detection quality of a model on labelled videos, through dfstream's API.",
     )
-    inputs = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("csv", nargs="?", type=Path, help="labelled CSV (the same as --labels)")
+    inputs = p.add_mutually_exclusive_group()
     inputs.add_argument("--labels", type=Path, help="CSV: path,label[,generator][,group]")
     inputs.add_argument("--real", type=Path, help="folder of REAL videos (with --fake)")
     p.add_argument("--fake", type=Path, help="folder of FAKE videos (with --real)")
@@ -460,6 +461,12 @@ def _groups(text: str) -> list[str]:
 def run(argv: Sequence[str], console: Console) -> int:
     """Measure, print, write; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.csv is not None:
+        if args.labels is not None or args.real is not None:
+            raise UsageError("give the labelled CSV once: positional, --labels or --real/--fake")
+        args.labels = args.csv
+    if args.labels is None and args.real is None:
+        raise UsageError("give a labelled CSV (positional or --labels) or --real DIR --fake DIR")
     if (args.real is None) != (args.fake is None):
         raise UsageError("--real and --fake go together")
     if args.limit_frames is not None and args.limit_frames < 1:

@@ -39,15 +39,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
-from dfstream.errors import UsageError
+from dfstream.errors import SourceError, UsageError
 from dfstream.faces import crop_face, crop_landmarks, make_detector, margin_for_detector
 from dfstream.model import DeepfakeNet, ModelSpec, native_spec, preprocess, save_checkpoint
+from dfstream.model.efficientnet_lite import EfficientNetLite
+from dfstream.sources.image import decode_image
 from training.augment import AugmentSettings, augment_window
 from training.cache import CropCache, CropSettings
 from training.manifest import Entry
@@ -165,8 +166,10 @@ def _photo_crops(
     margin = margin_for_detector("auto", s.margin)
     crops, marks, owners, skipped = [], [], [], 0
     for number, path in enumerate(paths):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = decode_image(path)  # the product's photo decoding (EXIF orientation)
+        except SourceError as exc:
+            notice(f"skipped {exc}")
             skipped += 1
             continue
         found = detector.detect(image)
@@ -184,7 +187,7 @@ def _photo_crops(
             )
             owners.append(number)
     notice(f"photos: {len(crops)} faces in {len(paths)} photos ({skipped} without a face)")
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "crops": np.stack(crops).astype(np.uint8),
         "landmarks": np.stack(marks).astype(np.float32),
         "owner": np.array(owners, np.int32),
@@ -243,17 +246,17 @@ def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) ->
         )
     photos = _real_photos(data)
     arrays = _photo_crops(photos, s, work / "photos.npz", notice)
-    for number, path in enumerate(photos):
+    for number, photo in enumerate(photos):
         idx = np.flatnonzero(arrays["owner"] == number)
         if not len(idx):
             continue
         clips.append(
             Clip(
-                key=path.stem,
-                path=str(path.resolve()),
+                key=photo.stem,
+                path=str(photo.resolve()),
                 label="REAL",
                 generator="original",
-                group=f"photo:{path.relative_to(data / 'real' / 'images')}",
+                group=f"photo:{photo.relative_to(data / 'real' / 'images')}",
                 pair="",
                 crops=arrays["crops"][idx],
                 frame_index=np.zeros(len(idx), np.int32),
@@ -368,9 +371,11 @@ def _split_trunk(
     trunk: nn.Module, frozen: int
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], list[nn.Module]]:
     """(frozen forward, trainable modules) of an EfficientNetLite trunk."""
-    blocks = list(trunk.blocks)  # type: ignore[attr-defined]
-    fixed = [trunk.stem, *blocks[:frozen]]  # type: ignore[attr-defined]
-    late = [*blocks[frozen:], trunk.head]  # type: ignore[attr-defined]
+    if not isinstance(trunk, EfficientNetLite):
+        raise UsageError(f"the recipe trains EfficientNet-Lite0, not {type(trunk).__name__}")
+    blocks: list[nn.Module] = list(trunk.blocks)
+    fixed: list[nn.Module] = [trunk.stem, *blocks[:frozen]]
+    late: list[nn.Module] = [*blocks[frozen:], trunk.head]
     for module in fixed:
         module.eval()
         for p in module.parameters():
@@ -394,7 +399,8 @@ def _draw_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(crops (2n, S, S, 3) uint8, labels (2n,)): real then fake member of every pair."""
     settings = AugmentSettings()
-    reals, fakes = [], []
+    reals: list[np.ndarray] = []
+    fakes: list[np.ndarray] = []
     for _ in range(n_sup):
         real, fake, ri, fi = sup[int(rng.integers(len(sup)))]
         j = int(rng.integers(len(ri)))
@@ -470,7 +476,7 @@ def train_frames(
         "pairs_supervised_per_step": n_sup,
         "pairs_sbi_per_step": n_sbi,
         "supervised_pair_videos": len(sup),
-        "sbi_real_crops": 0 if sbi is None else int(len(sbi.crops)),
+        "sbi_real_crops": 0 if sbi is None else len(sbi.crops),
         "final_loss": float(np.mean(losses[-100:])),
         "final_accuracy": float(np.mean(hits[-100:])),
         "seconds": round(time.monotonic() - started, 1),
@@ -570,8 +576,8 @@ def train_head(
     model.eval()
     return {
         "steps": s.head_steps,
-        "windows_real": int(len(by_class[0])),
-        "windows_fake": int(len(by_class[1])),
+        "windows_real": len(by_class[0]),
+        "windows_fake": len(by_class[1]),
         "final_loss": float(np.mean(losses[-200:])),
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -660,6 +666,17 @@ def evaluate(model: DeepfakeNet, split: Split, threshold: float) -> dict[str, An
 # --- the whole run --------------------------------------------------------------------------
 
 
+def recipe_spec(s: RecipeSettings) -> ModelSpec:
+    """The model the recipe trains: Lite0's input conventions, the recipe's size, margin, T."""
+    return native_spec(
+        backbone="efficientnet_lite0",
+        input_size=s.size,
+        crop_margin=s.margin,
+        window=s.window,
+        hidden_size=s.head_hidden,
+    )
+
+
 def fit(
     clips: Sequence[Clip],
     split: Split,
@@ -668,14 +685,7 @@ def fit(
     log: Callable[[str], None],
 ) -> tuple[DeepfakeNet, dict[str, Any]]:
     """Stages 2-4 on one split: the model and its record (threshold included)."""
-    spec = native_spec(
-        backbone="efficientnet_lite0",
-        input_size=s.size,
-        crop_margin=s.margin,
-        window=s.window,
-        hidden_size=s.head_hidden,
-    )
-    model = DeepfakeNet(spec)
+    model = DeepfakeNet(recipe_spec(s))
     load_imagenet(model, log)
     record: dict[str, Any] = {"variant": variant, "train_clips": len(split.train)}
     record["frames"] = train_frames(model, split.train, variant, s, log)
@@ -693,8 +703,8 @@ def fit(
     )
     record["validation"] = {
         "group": split.val_group,
-        "real_windows": int(len(val_real)),
-        "fake_windows": int(len(val_fake)),
+        "real_windows": len(val_real),
+        "fake_windows": len(val_fake),
         "threshold": threshold,
         "fake_window_recall": float(np.mean(val_fake >= threshold)) if len(val_fake) else math.nan,
         "window": _metrics(
@@ -762,6 +772,8 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
         "validation": record["validation"],
     }
     out_model = args.out / "model.pt"
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    machine += f", torch {torch.__version__}"
     save_checkpoint(out_model, model, info=info)
     record.update(
         {
@@ -780,7 +792,7 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
                     Path(c.path).name: _hash_file(Path(c.path)) for c in clips if not c.photo
                 },
             },
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "machine": machine,
             "model_sha256": _hash_file(out_model),
         }
     )
@@ -826,7 +838,8 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
             path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
             results.append(record)
             log(
-                f"{variant} fold {number}: DFL video AUC {record['deepfacelive_video'].get('auc', math.nan):.3f}, "
+                f"{variant} fold {number}: DFL video AUC "
+                f"{record['deepfacelive_video'].get('auc', math.nan):.3f}, "
                 f"FF++/DFDC AUC {record['ffpp_dfdc_video'].get('auc', math.nan):.3f}, "
                 f"real false-FAKE {record['real_false_fake_rate']:.3f}"
             )
@@ -874,7 +887,9 @@ def summarise_cv(
         for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):
             variants[variant][f"mean_{key}"] = float(np.nanmean([f[key] for f in folds]))
     return {
-        "command": f"python -m training cv --data {args.data} --folds {args.folds} --steps {s.steps}",
+        "command": (
+            f"python -m training cv --data {args.data} --folds {args.folds} --steps {s.steps}"
+        ),
         "settings": asdict(s),
         "folds": args.folds,
         "variants": variants,
@@ -897,7 +912,8 @@ def cv_markdown(summary: dict[str, Any]) -> str:
     for variant, data in summary["variants"].items():
         for f in data["folds"]:
             lines.append(
-                f"| {variant} | {f['fold']} | {', '.join(f['test_groups'])} | {fmt(f['threshold'])} | "
+                f"| {variant} | {f['fold']} | {', '.join(f['test_groups'])} | "
+                f"{fmt(f['threshold'])} | "
                 f"{fmt(f['dfl_auc'])} | {fmt(f['dfl_window_auc'])} | {fmt(f['ffpp_dfdc_auc'])} | "
                 f"{fmt(f['ffpp_dfdc_recall'])} | {fmt(f['real_false_fake_rate'])} |"
             )

@@ -1,0 +1,181 @@
+"""The default model's recipe (``training.recipe``): serving/training parity of crops and
+tensors, the data roles of its splits, and one tiny run of every stage."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dfstream.api import pipeline_settings
+from dfstream.config import AnalysisConfig
+from dfstream.faces import FaceAnalyzer, make_detector
+from dfstream.model import DeepfakeNet, load_weights, preprocess, save_checkpoint
+from dfstream.model.checkpoint import LoadedModel
+from dfstream.sources.image import ImageSource
+from training import recipe as R
+from training.preprocess import extract
+
+
+def _loaded(settings: R.RecipeSettings) -> LoadedModel:
+    spec = R.recipe_spec(settings)
+    return LoadedModel(DeepfakeNet(spec), spec, "dfstream", "test", {})
+
+
+def _serving_analyzer(settings: R.RecipeSettings, stream: str) -> FaceAnalyzer:
+    config = AnalysisConfig(detector="auto", detect_every=settings.detect_every)
+    analyzer_settings = pipeline_settings(config, _loaded(settings)).analyzer
+    analyzer_settings = replace(analyzer_settings, relink=None)
+    detector = make_detector("auto", model_path=None, cache_dir=None, notice=lambda _m: None)
+    return FaceAnalyzer(detector, analyzer_settings, stream_id=stream)
+
+
+def test_photo_crops_and_tensors_match_serving(shared_dir: Path, tmp_path: Path) -> None:
+    photos = sorted((shared_dir / "data" / "real" / "images").rglob("*.jpg"))[:3]
+    if not photos:
+        pytest.skip("no real photos in ../shared/data/real/images")
+    settings = R.RecipeSettings()
+    trained = R._photo_crops(photos, settings, tmp_path / "photos.npz", lambda _m: None)
+    served = []
+    for photo in photos:
+        analyzer = _serving_analyzer(settings, str(photo))
+        with ImageSource.open(photo, stream_id=str(photo)) as source:
+            for frame in source.frames():
+                served.extend(c.crop for c in analyzer.analyze(frame).crops)
+    assert len(served) == len(trained["crops"]) > 0
+    np.testing.assert_array_equal(np.stack(served), trained["crops"])
+    spec = R.recipe_spec(settings)
+    assert torch.equal(preprocess(np.stack(served), spec), preprocess(trained["crops"], spec))
+
+
+def test_video_crops_match_serving(real_video: Path) -> None:
+    settings = replace(R.RecipeSettings(), frames_per_video=8)
+    trained = extract(real_video, make_detector("auto", model_path=None, cache_dir=None,
+                                                notice=lambda _m: None),
+                      R.crop_settings(settings))  # fmt: skip
+    analyzer = _serving_analyzer(settings, str(real_video))
+    from dfstream.sources import FileSource
+
+    served = []
+    with FileSource.open(real_video, stream_id="v") as source:
+        for frame in source.frames():
+            if frame.index == 8:
+                break
+            served.extend(c.crop for c in analyzer.analyze(frame).crops)
+    # the sample plan's first run starts at frame 0: the first 8 crops are the same frames
+    assert trained["frame_index"][:8].tolist() == list(range(8))
+    np.testing.assert_array_equal(np.stack(served[:8]), trained["crops"][:8])
+
+
+def _clip(name: str, label: str, group: str, generator: str, *, pair: str = "", n: int = 16,
+          seed: int = 0, path: str | None = None, photo: bool = False) -> R.Clip:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    crops = rng.integers(0, 255, (n, 112, 112, 3), dtype=np.uint8)
+    if label == "FAKE":
+        crops[:, 40:70, 40:70] = 255  # something a model can learn in a few steps
+    landmarks = np.tile(np.array([[40, 45], [72, 45], [56, 62], [44, 80], [68, 80]],
+                                 np.float32), (n, 1, 1))  # fmt: skip
+    return R.Clip(
+        key=name,
+        path=path or f"/data/dev/deepfacelive/{label.lower()}/{name}.mp4",
+        label=label,
+        generator=generator,
+        group=group,
+        pair=pair,
+        crops=crops,
+        frame_index=np.arange(n, dtype=np.int32) if not photo else np.zeros(n, np.int32),
+        track=np.zeros(n, np.int32) if not photo else np.arange(n, dtype=np.int32),
+        run=(np.arange(n) // 8).astype(np.int32),
+        landmarks=landmarks,
+        photo=photo,
+    )
+
+
+def _corpus() -> list[R.Clip]:
+    clips = []
+    for i, group in enumerate(("A", "B", "C", "D")):
+        pair = f"{group}_0"
+        clips.append(_clip(pair, "REAL", group, "original", pair=pair, seed=2 * i))
+        clips.append(_clip(pair, "FAKE", group, "deepfacelive", pair=pair, seed=2 * i + 1))
+    clips.append(_clip("x", "FAKE", "dfdc-x", "dfdc", path="/data/dev/dfdc/x.mp4"))
+    clips.append(_clip("519", "REAL", "ffpp-519", "original", pair="519",
+                       path="/data/mini/ffpp/519.mp4"))  # fmt: skip
+    for k in range(8):
+        clips.append(_clip(f"r{k}", "REAL", f"real:r{k}.mp4", "original", seed=50 + k,
+                           path=f"/data/real/videos/r{k}.mp4"))  # fmt: skip
+    clips.append(_clip("p", "REAL", "photo:p.jpg", "original", n=3, photo=True,
+                       path="/data/real/images/p.jpg"))  # fmt: skip
+    return clips
+
+
+def test_splits_keep_measured_data_out_of_training() -> None:
+    clips = _corpus()
+    folds = R.fold_groups(R._deepfacelive_groups(clips), 2, seed=0)
+    assert sorted(g for f in folds for g in f) == ["A", "B", "C", "D"]
+    assert not set(folds[0]) & set(folds[1])
+    split = R.make_split(clips, folds[0], val_group=folds[1][0])
+    train_groups = {c.group for c in split.train}
+    assert not train_groups & set(folds[0]), "held-out face models trained"
+    assert folds[1][0] not in train_groups, "the validation face model trained"
+    assert not {"dfdc-x", "ffpp-519"} & train_groups, "mini/ or dev/dfdc trained"
+    assert {c.group for c in split.test} == {*folds[0], "dfdc-x", "ffpp-519"}
+    real_val = [c for c in split.val if c.group.startswith("real:")]
+    real_train = [c for c in split.train if c.group.startswith("real:")]
+    expected = {c.group for c in clips if c.group.startswith("real:") and R._real_validation(c)}
+    assert {c.group for c in real_val} == expected
+    assert real_train and not {c.group for c in real_val} & {c.group for c in real_train}
+
+
+def test_supervised_pairs_are_the_same_frames() -> None:
+    clips = _corpus()[:2]
+    ((real, fake, ri, fi),) = R.supervised_pairs(clips)
+    assert real.label == "REAL" and fake.label == "FAKE"
+    assert real.frame_index[ri].tolist() == fake.frame_index[fi].tolist() == list(range(16))
+
+
+def test_threshold_rule() -> None:
+    scores = np.linspace(0.0, 1.0, 101)
+    assert R.calibrate(scores, 0.05) == pytest.approx(0.9)  # clipped at 0.9
+    assert R.calibrate(scores * 0.5, 0.05) == pytest.approx(0.475)
+    assert R.calibrate(np.zeros(10), 0.05) == pytest.approx(0.1)  # never below 0.1
+    assert R.calibrate(np.zeros(0), 0.05) == 0.5
+
+
+@pytest.mark.parametrize("variant", R.VARIANTS)
+def test_every_stage_runs_and_the_checkpoint_round_trips(variant: str, tmp_path: Path) -> None:
+    clips = _corpus()
+    settings = replace(R.RecipeSettings(), steps=2, pairs_per_step=4, head_steps=3, head_batch=8)
+    split = R.make_split(clips, ["A"], val_group="B")
+    model, record = R.fit(clips, split, variant, settings, lambda _m: None)
+    assert 0.1 <= record["threshold"] <= 0.9
+    assert record["head"]["windows_fake"] > 0 and record["head"]["windows_real"] > 0
+    if variant == "sbi":  # no real deepfake may reach an SBI-only model
+        assert record["frames"]["pairs_supervised_per_step"] == 0
+    if variant == "supervised":
+        assert record["frames"]["pairs_sbi_per_step"] == 0
+    result = R.evaluate(model, split, record["threshold"])
+    assert {v["group"] for v in result["videos"]} == {"A", "dfdc-x", "ffpp-519"}
+    assert result["deepfacelive_video"]["n"] == 2
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, info={"threshold": record["threshold"]}, half=True)
+    loaded = load_weights(path)
+    assert loaded.threshold == pytest.approx(record["threshold"])
+    window = torch.from_numpy(preprocess(clips[1].crops[:8], model.spec).numpy()[None])
+    with torch.no_grad():
+        assert float(loaded.model(window)[0]) == pytest.approx(float(model(window)[0]), abs=1e-2)
+    # one crop is a window too (photos, short tracks)
+    assert len(R.window_scores(model, clips[-1])) == 3
+
+
+def test_a_corpus_without_real_footage_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "labels.csv").write_text("path,label,generator,face_model,pair,group\n")
+    from rich.console import Console
+
+    from dfstream.errors import UsageError
+
+    with pytest.raises(UsageError, match="no real footage"):
+        R.build_corpus(tmp_path, tmp_path / "work", R.RecipeSettings(), Console(quiet=True))
