@@ -212,12 +212,14 @@ print(f"work_dir: {work}")
 #   augmentations (`train --sbi`). Needs only `real_dir` (or the real videos of a dataset).
 # - **supervised**: the REAL and FAKE videos of the datasets (`ffpp_dir`, `dfdc_dir`,
 #   `celebdf_dir`, `fake_dir`), REAL and FAKE windows drawn equally often (`train`).
-# - **mixed**: self-blends mixed with supervised real/fake pairs. Not in this build of
-#   `python -m training` (it arrives with the default-model recipe): its training cell says so
-#   and skips, and so do the cells that need a checkpoint.
+# - **mixed**: self-blends mixed with supervised real/fake pairs of the same frames. That is
+#   the default model's recipe, `python -m training recipe --data DIR --out RUN`, which reads
+#   the `real/` + `dev/labels.csv` layout rather than a manifest; this notebook's training cell
+#   does not run it (it says so and skips, and so do the cells that need a checkpoint). Its
+#   group-wise cross-validation is `python -m training cv --data DIR --out RUN`.
 #
-# In this build `index` reads videos only: photos in `real_dir` are counted, not used; a
-# `labels_csv` is used by `benchmarks.quality` (section 5) when that suite is present.
+# `index` reads videos only: photos in `real_dir` are counted, not used; a `labels_csv` is
+# scored by `benchmarks.quality` (section 5).
 
 # %%
 RECIPES: dict[str, list[str] | None] = {

@@ -159,7 +159,7 @@ def test_notebook_runs_end_to_end_on_cpu(executed: tuple[Path, nbformat.Notebook
         assert sum(1 for _ in container.decode(video=0)) == 25  # --max-seconds 1 at 25 fps
     assert (work / "deploy" / "onnx" / "cnn.onnx").is_file()
 
-    assert "benchmarks.quality: not in this build" in text
+    assert "benchmarks.quality: no labels_csv given; skipped" in text
     assert "TensorRT: skipped, no CUDA GPU" in text
     assert re.search(r"onnx fp32 +[\d.]+ +\d\.\d\de[-+]\d\d", text)  # the backend table
     data = [o.get("data", {}) for o in _outputs(notebook)]

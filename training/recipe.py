@@ -775,6 +775,8 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads"
     machine += f", torch {torch.__version__}"
     save_checkpoint(out_model, model, info=info)
+    # the file to ship: the same weights in float16 (dfstream/model/default/default.pt)
+    save_checkpoint(args.out / "default.pt", model, info=info, half=True)
     record.update(
         {
             "name": args.name,
