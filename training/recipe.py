@@ -79,7 +79,9 @@ class RecipeSettings:
     pairs_per_step: int = 16
     lr: float = 4e-4
     head_hidden: int = 128
-    head_steps: int = 1500
+    head_steps: int = 800
+    head_smoothing: float = 0.1
+    head_weight_decay: float = 1e-2
     head_batch: int = 64
     head_lr: float = 1e-3
     sbi_windows_per_segment: float = 0.3
@@ -544,8 +546,10 @@ def train_head(
         raise UsageError("the head needs real and fake windows; check the training data")
     head = [model.lstm, model.linear1]
     params = [p for m in head for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=s.head_lr, weight_decay=1e-4)
-    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(params, lr=s.head_lr, weight_decay=s.head_weight_decay)
+    # label smoothing keeps the head from the saturated 0/1 scores that memorised training
+    # features give; they made a video's mean score hinge on a few windows
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=s.head_smoothing)
     fake_index = model.spec.fake_index
     started, losses = time.monotonic(), []
     model.lstm.train()
@@ -683,15 +687,44 @@ def fit(
     variant: str,
     s: RecipeSettings,
     log: Callable[[str], None],
+    *,
+    stage_dir: Path | None = None,
 ) -> tuple[DeepfakeNet, dict[str, Any]]:
-    """Stages 2-4 on one split: the model and its record (threshold included)."""
+    """Stages 2-4 on one split: the model and its record (threshold included).
+
+    With ``stage_dir``, the frame stage's trunk (``frames.pt``) and every clip's features
+    (``features.npz``) are kept there and reused by a rerun, so an interrupted run resumes
+    after its frame stage and the head can be retrained in seconds."""
     model = DeepfakeNet(recipe_spec(s))
     load_imagenet(model, log)
     record: dict[str, Any] = {"variant": variant, "train_clips": len(split.train)}
-    record["frames"] = train_frames(model, split.train, variant, s, log)
+    trunk_file = None if stage_dir is None else stage_dir / "frames.pt"
+    if trunk_file is not None and trunk_file.is_file():
+        saved = torch.load(trunk_file, map_location="cpu", weights_only=True)
+        model.model.load_state_dict(saved["trunk"])
+        record["frames"] = json.loads(saved["record"])
+        log(f"frame stage reused from {trunk_file}")
+    else:
+        record["frames"] = train_frames(model, split.train, variant, s, log)
+        if trunk_file is not None:
+            trunk_file.parent.mkdir(parents=True, exist_ok=True)
+            state = {"trunk": model.model.state_dict(), "record": json.dumps(record["frames"])}
+            torch.save(state, trunk_file.with_suffix(".tmp"))
+            trunk_file.with_suffix(".tmp").replace(trunk_file)
+    model.eval()
     started = time.monotonic()
-    for clip in clips:
-        clip.features = embed(model, clip.crops)
+    feature_file = None if stage_dir is None else stage_dir / "features.npz"
+    if feature_file is not None and feature_file.is_file():
+        with np.load(feature_file) as data:
+            for number, clip in enumerate(clips):
+                clip.features = data[f"c{number}"]
+    else:
+        for clip in clips:
+            clip.features = embed(model, clip.crops)
+        if feature_file is not None:
+            tmp = feature_file.with_name("features.tmp.npz")
+            np.savez(tmp, **{f"c{n}": c.features for n, c in enumerate(clips)})  # type: ignore[arg-type]
+            tmp.replace(feature_file)
     record["embed_seconds"] = round(time.monotonic() - started, 1)
     record["head"] = train_head(model, head_windows(model, split.train, variant, s), s, log)
     val_real = np.concatenate(
@@ -759,7 +792,7 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
     val_group = args.val_group or groups[int(np.random.default_rng(s.seed).integers(len(groups)))]
     split = make_split(clips, [], val_group)
     log(f"{len(split.train)} training clips, {len(split.val)} validation (group {val_group})")
-    model, record = fit(clips, split, args.variant, s, log)
+    model, record = fit(clips, split, args.variant, s, log, stage_dir=args.out / "stages")
     info = {
         "name": args.name,
         "threshold": record["threshold"],
@@ -829,7 +862,8 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
             ]
             split = make_split(clips, held_out, val_group)
             log(f"{variant} fold {number}: test {held_out}, validation {val_group}")
-            model, record = fit(clips, split, variant, s, log)
+            stages = args.out / f"{variant}-fold{number}"
+            model, record = fit(clips, split, variant, s, log, stage_dir=stages)
             record.update(
                 {
                     "fold": number,
