@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -102,6 +103,24 @@ def test_bench_quick_writes_every_figure(tmp_path: Path) -> None:
     assert set(result["latency_ms"]) == {"p50", "p95", "p99"}
     assert result["settings"]["model"] == "resnext50"
     assert result["machine"]["av"] and result["machine"]["cpu_count"]
+
+
+def test_bench_measures_the_default_model_with_its_own_window(tmp_path: Path) -> None:
+    from dfstream.model import native_spec, save_checkpoint, untrained_model
+
+    weights = tmp_path / "default.pt"
+    spec = native_spec(backbone="tiny", window=3, input_size=32)
+    save_checkpoint(weights, untrained_model(spec).model, info={"name": "bench-default"}, half=True)
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "dfstream", "bench", "--quick", "--model", "default",
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=170,
+        env={**os.environ, "DFSTREAM_DEFAULT_MODEL": str(weights)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    settings = json.loads(out.read_text())["settings"]
+    assert (settings["model"], settings["window"]) == ("bench-default", 3)
 
 
 def test_bench_rejects_a_missing_video(tmp_path: Path) -> None:

@@ -23,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dfstream.api import Analysis
-from dfstream.cli.args import Parser, positive_float, positive_int
+from dfstream.cli.args import Parser, default_model_override, positive_float, positive_int
 from dfstream.config import AnalysisConfig
 from dfstream.errors import OutputError, UsageError
+from dfstream.model.shipped import load_default_model
 from dfstream.sources import open_source
 from dfstream.tools.benchkit import (
     BENCH_MODELS,
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="inference backend (auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
     p.add_argument("--batch", type=positive_int, default=16, help="CNN batch size (16)")
-    p.add_argument("--window", type=positive_int, default=20, help="window T (20)")
+    p.add_argument(
+        "--window", type=positive_int, help="window T (20; with --model default: the model's)"
+    )
     p.add_argument("--stride", type=positive_int, default=5, help="window stride (5)")
     p.add_argument(
         "--detector",
@@ -77,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="resnext50",
-        choices=BENCH_MODELS,
-        help="untrained model: resnext50 (the product's) or tiny (benchmarks pipeline overhead)",
+        choices=(*BENCH_MODELS, "default"),
+        help="default: the shipped default model (its own size and T unless --window is given);"
+        " otherwise an untrained model of that backbone: resnext50, efficientnet_lite0 (at its"
+        " 224 px), small, or tiny (benchmarks pipeline overhead)",
     )
     p.add_argument(
         "--threads",
@@ -91,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[str, Any]:
     """Run the benchmark on ``clip`` and return every figure."""
+    if args.model == "default":
+        model = load_default_model(default_model_override(), window=args.window)
+        args.window = model.spec.window
+    else:
+        args.window = args.window or 20
+        model = bench_model(args.model, window=args.window)
     config = AnalysisConfig(
         sources=(str(clip),) * args.streams,
         untrained=True,
@@ -109,7 +120,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         config,
         sinks=[collector],
         on_notice=lambda msg: console.print(f"dfstream: {msg}", highlight=False),
-        model=bench_model(args.model, window=args.window),
+        model=model,
         opener=paced_opener() if args.realtime else open_source,
     )
     # The machine's load drifts: time the backend alone before and after, keep the median.
@@ -144,7 +155,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
     result["settings"] = {
         "clip": str(args.video) if args.video else "generated",
         "clip_frames": frames,
-        "model": args.model,
+        "model": model.name if args.model == "default" else args.model,
         "backend": run.backend.describe(),
         "batch": args.batch,
         "window": args.window,
