@@ -179,3 +179,30 @@ def test_a_corpus_without_real_footage_is_a_usage_error(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="no real footage"):
         R.build_corpus(tmp_path, tmp_path / "work", R.RecipeSettings(), Console(quiet=True))
+
+
+def test_cv_summary_pools_the_held_out_videos_of_every_fold() -> None:
+    import argparse
+
+    def record(fold: int, groups: list[str], scores: dict[str, tuple[float, float]]) -> dict:
+        videos = [
+            {"label": label, "group": g, "score": score, "path": f"{g}-{label}"}
+            for g, (real, fake) in scores.items()
+            for label, score in (("REAL", real), ("FAKE", fake))
+        ]
+        block = {"auc": 1.0}
+        return {"variant": "mixed", "fold": fold, "test_groups": groups, "threshold": 0.5,
+                "deepfacelive_video": block, "deepfacelive_window": block,
+                "ffpp_dfdc_video": {"auc": 0.5}, "ffpp_dfdc_recall": 0.0,
+                "real_false_fake_rate": 0.0, "videos": videos,
+                "frames": {"seconds": 1.0}, "head": {"seconds": 1.0},
+                "embed_seconds": 1.0}  # fmt: skip
+
+    # each fold alone ranks perfectly, but fold 1's scores sit higher: pooled AUC is not 1
+    results = [record(0, ["A"], {"A": (0.1, 0.2)}), record(1, ["B"], {"B": (0.6, 0.9)})]
+    args = argparse.Namespace(data=Path("d"), folds=2, only_folds=None)
+    summary = R.summarise_cv(results, R.RecipeSettings(), args)
+    assert summary["folds_run"] == [0, 1]
+    assert summary["variants"]["mixed"]["pooled_dfl_auc"] == pytest.approx(0.75)
+    table = R.cv_markdown(summary)
+    assert table.count("| mixed |") == 2 and "pooled DFL AUC 0.750" in table

@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--folds", type=_positive, default=3)
             p.add_argument(
+                "--only-folds",
+                type=lambda t: [int(v) for v in t.split(",")],
+                default=None,
+                help="comma-separated fold numbers to run (0-based)",
+            )
+            p.add_argument(
                 "--variants",
                 type=lambda t: t.split(","),
                 default=["sbi", "supervised", "mixed"],

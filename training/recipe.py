@@ -850,8 +850,12 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
     groups = _deepfacelive_groups(clips)
     folds = fold_groups(groups, args.folds, s.seed)
     results: list[dict[str, Any]] = []
-    for variant in args.variants:
-        for number, held_out in enumerate(folds):
+    # fold-major: every variant of a fold before the next fold, so that a cut-short run still
+    # compares the variants side by side on the same held-out face models
+    for number, held_out in enumerate(folds):
+        if args.only_folds is not None and number not in args.only_folds:
+            continue
+        for variant in args.variants:
             path = args.out / f"{variant}-fold{number}.json"
             if path.is_file():  # resumable: a finished fold is not redone
                 results.append(json.loads(path.read_text(encoding="utf-8")))
@@ -922,10 +926,13 @@ def summarise_cv(
         folds = variants[variant]["folds"]
         for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):
             variants[variant][f"mean_{key}"] = float(np.nanmean([f[key] for f in folds]))
+    only = "" if args.only_folds is None else " --only-folds " + ",".join(map(str, args.only_folds))
     return {
         "command": (
             f"python -m training cv --data {args.data} --folds {args.folds} --steps {s.steps}"
+            + only
         ),
+        "folds_run": sorted({r["fold"] for r in results}),
         "settings": asdict(s),
         "folds": args.folds,
         "variants": variants,
