@@ -39,7 +39,7 @@ def test_photo_crops_and_tensors_match_serving(shared_dir: Path, tmp_path: Path)
         pytest.skip("no real photos in ../shared/data/real/images")
     settings = R.RecipeSettings()
     trained = R._photo_crops(photos, settings, tmp_path / "photos.npz", lambda _m: None)
-    served = []
+    served: list[np.ndarray] = []
     for photo in photos:
         analyzer = _serving_analyzer(settings, str(photo))
         with ImageSource.open(photo, stream_id=str(photo)) as source:
@@ -59,7 +59,7 @@ def test_video_crops_match_serving(real_video: Path) -> None:
     analyzer = _serving_analyzer(settings, str(real_video))
     from dfstream.sources import FileSource
 
-    served = []
+    served: list[np.ndarray] = []
     with FileSource.open(real_video, stream_id="v") as source:
         for frame in source.frames():
             if frame.index == 8:
