@@ -156,6 +156,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         "clip": str(args.video) if args.video else "generated",
         "clip_frames": frames,
         "model": model.name if args.model == "default" else args.model,
+        "trained": not model.untrained,
         "backend": run.backend.describe(),
         "batch": args.batch,
         "window": args.window,
@@ -178,7 +179,8 @@ def render(result: dict[str, Any]) -> Table:
     lat = result["latency_ms"]
     table = Table(
         title=(
-            f"dfstream bench: {s['model']} (untrained), {s['backend']}, batch {s['batch']}, "
+            f"dfstream bench: {s['model']}{'' if s.get('trained') else ' (untrained)'}, "
+            f"{s['backend']}, batch {s['batch']}, "
             f"T={s['window']} stride {s['stride']}, {s['streams']} stream(s)"
             + (", real time" if s["realtime"] else "")
         )
@@ -232,9 +234,8 @@ def main(argv: list[str]) -> int:
         )
         result = run_bench(args, clip, console)
     console.print(render(result))
-    console.print(
-        "Untrained model: scores are meaningless. The machine may be shared: figures are noisy."
-    )
+    untrained = "" if result["settings"]["trained"] else "Untrained model: scores are meaningless. "
+    console.print(f"{untrained}The machine may be shared: figures are noisy.")
     if args.json is not None:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)

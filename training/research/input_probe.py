@@ -100,9 +100,10 @@ def main() -> int:
     parser.add_argument("--inputs", default="0.2:112,0.0:112,0.0:160,0.0:224",
                         help="comma-separated margin:size pairs")  # fmt: skip
     parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/input_probe.json"))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     results = []
     for item in args.inputs.split(","):
         margin, size = item.split(":")
