@@ -47,6 +47,7 @@ from torch import nn
 from dfstream.errors import SourceError, UsageError
 from dfstream.faces import crop_face, crop_landmarks, make_detector, margin_for_detector
 from dfstream.model import DeepfakeNet, ModelSpec, native_spec, preprocess, save_checkpoint
+from dfstream.model.checkpoint import file_sha256
 from dfstream.model.efficientnet_lite import EfficientNetLite
 from dfstream.sources.image import decode_image
 from training.augment import AugmentSettings, augment_window
@@ -751,11 +752,8 @@ def fit(
 
 
 def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    """A short SHA-256 prefix of a file, for the recipe log."""
+    return file_sha256(path)[:16]
 
 
 def _settings_from(args: argparse.Namespace) -> RecipeSettings:
