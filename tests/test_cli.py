@@ -228,9 +228,13 @@ def test_usage_and_setup_errors(
     code: int,
     expected: str,
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
+    # "no weights" means no model at all: the shipped default is taken away
+    monkeypatch.setenv("DFSTREAM_DEFAULT_MODEL", str(tmp_path / "absent.pt"))
     assert main([str(clip_path), *args, "--no-dashboard"]) == code
     _, err = capfd.readouterr()
     assert "Traceback" not in err
