@@ -91,7 +91,8 @@ def test_export_cli_parity_for_lite0(tmp_path: Path) -> None:
     assert strided == [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 2, 2], [0, 0, 1, 1], [2, 2, 2, 2]]
     head = onnx.load(str(out / "head.onnx"), load_external_data=False)
     dims = head.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_value for d in dims[1:]] == [4, 1280]
+    # window length is dynamic (1..T: short windows and photos), the feature width fixed
+    assert dims[1].dim_param and not dims[1].dim_value and dims[2].dim_value == 1280
 
 
 def test_onnx_backend_matches_torch_for_lite0(tmp_path: Path) -> None:
