@@ -81,16 +81,20 @@ class VideoCrops:
 
     def segments(self) -> list[np.ndarray]:
         """Index arrays of consecutive crops that share a track and a run, in frame order."""
-        out: list[np.ndarray] = []
-        if len(self.frame_index) == 0:
-            return out
-        keys = np.stack([self.run, self.track], axis=1)
-        for run, track in np.unique(keys, axis=0):
-            idx = np.flatnonzero((self.run == run) & (self.track == track))
-            idx = idx[np.argsort(self.frame_index[idx], kind="stable")]
-            gaps = np.flatnonzero(np.diff(self.frame_index[idx]) != 1) + 1
-            out.extend(part for part in np.split(idx, gaps) if len(part))
+        return crop_segments(self.run, self.track, self.frame_index)
+
+
+def crop_segments(run: np.ndarray, track: np.ndarray, frame_index: np.ndarray) -> list[np.ndarray]:
+    """Index arrays of consecutive frames that share a track and a run (by run, then track)."""
+    out: list[np.ndarray] = []
+    if len(frame_index) == 0:
         return out
+    for r, t in np.unique(np.stack([run, track], axis=1), axis=0):
+        idx = np.flatnonzero((run == r) & (track == t))
+        idx = idx[np.argsort(frame_index[idx], kind="stable")]
+        gaps = np.flatnonzero(np.diff(frame_index[idx]) != 1) + 1
+        out.extend(part for part in np.split(idx, gaps) if len(part))
+    return out
 
 
 class CropCache:

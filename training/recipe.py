@@ -51,7 +51,7 @@ from dfstream.model.checkpoint import file_sha256
 from dfstream.model.efficientnet_lite import EfficientNetLite
 from dfstream.sources.image import decode_image
 from training.augment import AugmentSettings, augment_window
-from training.cache import CropCache, CropSettings
+from training.cache import CropCache, CropSettings, crop_segments
 from training.manifest import Entry
 from training.metrics import compute_metrics
 from training.preprocess import DetectorChoice, run_preprocess
@@ -120,13 +120,8 @@ class Clip:
         """Index arrays of consecutive crops of one track within one run."""
         if self.photo:
             return [np.array([i]) for i in range(len(self.crops))]
-        out: list[np.ndarray] = []
-        for run, track in {(int(r), int(t)) for r, t in zip(self.run, self.track, strict=True)}:
-            idx = np.flatnonzero((self.run == run) & (self.track == track))
-            idx = idx[np.argsort(self.frame_index[idx], kind="stable")]
-            gaps = np.flatnonzero(np.diff(self.frame_index[idx]) != 1) + 1
-            out.extend(p for p in np.split(idx, gaps) if len(p))
-        return sorted(out, key=lambda p: int(p[0]))
+        parts = crop_segments(self.run, self.track, self.frame_index)
+        return sorted(parts, key=lambda p: int(p[0]))  # in crop order, as the recipe was run
 
 
 def _dev_rows(data: Path) -> list[dict[str, str]]:
