@@ -31,6 +31,7 @@ from types import TracebackType
 from dfstream.backends import create_backend
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig, OutputConfig
+from dfstream.cputime import share_opencv_threads
 from dfstream.faces import (
     AnalyzerSettings,
     FaceDetector,
@@ -99,8 +100,10 @@ def detector_factory(
     """A factory making one detector per analyzer thread (OpenCV detectors are not shared).
 
     The first detector is made here, so a bad ``detector_model`` fails before any decoding,
-    and the ``auto`` notice is given once.
+    and the ``auto`` notice is given once. OpenCV's pool is sized for sharing the cores
+    (``dfstream.cputime.share_opencv_threads``).
     """
+    share_opencv_threads()
     first = make_detector(
         config.detector,
         model_path=config.detector_model,

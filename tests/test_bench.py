@@ -103,6 +103,11 @@ def test_bench_quick_writes_every_figure(tmp_path: Path) -> None:
     assert set(result["latency_ms"]) == {"p50", "p95", "p99"}
     assert result["settings"]["model"] == "resnext50"
     assert result["machine"]["av"] and result["machine"]["cpu_count"]
+    cpu = result["cpu"]  # the CPU account: stages, the rest, threads and pools
+    assert cpu["process_ms"] > 0 and cpu["stages_ms"]["embed"] > 0
+    assert 0 <= cpu["unexplained_fraction"] < 1
+    assert {"torch_intra_op", "torch_inter_op", "opencv", "ffmpeg_decoder"} <= set(cpu["pools"])
+    assert "unexplained" in done.stdout and "ms/frame by OS name" in done.stdout
 
 
 def test_bench_measures_the_default_model_with_its_own_window(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import av
 import cv2
 import numpy as np
 
+from dfstream.sources.ffmpeg import to_bgr
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -70,7 +72,7 @@ def h264_roundtrip(crops: np.ndarray, crf: int) -> np.ndarray:
     decoded.extend(decoder.decode(None))
     if len(decoded) < t:
         return crops
-    return np.stack([f.to_ndarray(format="bgr24")[:height, :width] for f in decoded[:t]])
+    return np.stack([to_bgr(f)[:height, :width] for f in decoded[:t]])
 
 
 def augment_window(

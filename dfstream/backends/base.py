@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from dfstream.cputime import NO_CLOCK, StageClock
 from dfstream.model.spec import ModelSpec
 
 
@@ -20,6 +21,10 @@ class InferenceBackend(ABC):
 
     name: str = "base"
     device: str = "cpu"
+    clock: StageClock = NO_CLOCK
+    """The inference thread's stage clock (``dfstream.cputime``), set by the pipeline: a
+    backend that normalises crops on the CPU laps ``normalise`` when that is done; the caller
+    laps ``embed`` and ``head``."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -31,6 +36,11 @@ class InferenceBackend(ABC):
     @abstractmethod
     def score(self, windows: np.ndarray) -> np.ndarray:
         """P(fake) of a batch of feature windows."""
+
+    def pool_threads(self) -> int | None:
+        """The backend's own CPU thread pool size, where it keeps one apart from torch's
+        (ONNX Runtime's intra-op threads); None otherwise."""
+        return None
 
     def describe(self) -> str:
         """One line for the dashboard header and the summary, e.g. ``torch fp32 on cpu``."""

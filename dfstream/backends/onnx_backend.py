@@ -150,6 +150,7 @@ class OnnxBackend(InferenceBackend):
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         images = preprocess(crops, self.spec).numpy()
+        self.clock.lap("normalise")
         (features,) = self.cnn.run([CNN_OUTPUT], {CNN_INPUT: images})
         return np.asarray(features, dtype=np.float32)
 
@@ -157,6 +158,10 @@ class OnnxBackend(InferenceBackend):
         batch = np.ascontiguousarray(windows, dtype=np.float32)
         (probs,) = self.head.run([HEAD_OUTPUT], {HEAD_INPUT: batch})
         return np.asarray(probs, dtype=np.float32)
+
+    def pool_threads(self) -> int | None:
+        """ONNX Runtime's intra-op threads as configured (0: its default, one per core)."""
+        return self.threads
 
     def describe(self) -> str:
         plural = "s" if self.threads != 1 else ""

@@ -186,8 +186,10 @@ class TorchBackend(InferenceBackend):
     def embed(self, crops: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             if not self.on_cuda:
+                images = preprocess(crops, self.spec)
+                self.clock.lap("normalise")
                 with self._autocast():
-                    feats = self.model.embed(preprocess(crops, self.spec))
+                    feats = self.model.embed(images)
                 return feats.float().numpy()
             images = self._crops.upload(crops)
             if self.cuda_graphs:

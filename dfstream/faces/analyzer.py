@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfstream.cputime import NO_CLOCK, StageClock
 from dfstream.faces.crop import ColorOrder, crop_face, crop_landmarks
 from dfstream.faces.detect import FaceDetector
 from dfstream.faces.relink import LostTrack, RelinkSettings, TrackLinker, appearance
@@ -109,9 +110,12 @@ class FaceAnalyzer:
         *,
         stream_id: str,
         live: bool = False,
+        clock: StageClock = NO_CLOCK,
     ) -> None:
-        """``stream_id`` goes into every crop; ``live`` picks the live analysis rate."""
+        """``stream_id`` goes into every crop; ``live`` picks the live analysis rate; ``clock``
+        (the calling thread's) gets the CPU of detect, track and crop."""
         self.detector = detector
+        self.clock = clock
         self.settings = settings
         self.stream_id = stream_id
         self._tracker = IouTracker(
@@ -151,6 +155,7 @@ class FaceAnalyzer:
             clock = time.perf_counter()
             found = self.detector.detect(frame.image_bgr)
             self.detect_s += time.perf_counter() - clock
+            self.clock.lap("detect")
             self.detections += 1
             self._tracker.update(found)
             ended = self._lose(self._tracker.pop_ended())
@@ -158,10 +163,12 @@ class FaceAnalyzer:
             ended.extend(self._linker.expire(frame.pts_seconds))
         self._since_restart += 1
         self.frames_analyzed += 1
+        self.clock.lap("track")
         crops = tuple(
             self._crop(frame, t.track_id, t.box, t.landmarks) for t in self._tracker.tracks()
         )
         self._boxes = tuple((c.track_id, c.box) for c in crops)
+        self.clock.lap("crop")
         return FrameAnalysis(frame, True, detected, tuple(ended), crops, self._boxes)
 
     @property

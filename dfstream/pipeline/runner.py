@@ -13,10 +13,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from dfstream.backends.base import InferenceBackend
+from dfstream.cputime import (
+    INFERENCE_THREAD,
+    StageClock,
+    ThreadCensus,
+    cpu_breakdown,
+    name_thread,
+    thread_pools,
+)
 from dfstream.errors import UsageError
 from dfstream.faces import FaceDetector
 from dfstream.pipeline.fair import FairGather, StreamQueue
@@ -150,6 +159,11 @@ class Pipeline:
         self.model_name = model_name
         self.persistent = persistent
         self.batch_stats = BatchStats()
+        self.census = ThreadCensus()
+        """Every thread's CPU during ``run()`` (``cpu_account``)."""
+        self.clock = StageClock(self.census)
+        """The inference thread's CPU by stage."""
+        self._owner_ids: list[int] = []
         self._stop = stop or threading.Event()
         self._stopped_at: float | None = None
         self._fair: FairGather[CropMessage] = FairGather(
@@ -247,6 +261,8 @@ class Pipeline:
             settings.live_crop_queue if live else settings.crop_queue, stop=stream.stop
         )
         tap = self.sink.on_frame if self.sink.wants_frames else None
+        stream.state.reader_clock.census = self.census
+        stream.state.analyzer_clock.census = self.census
         stream.threads = [
             start_thread(
                 f"reader-{stream.stream_id}",
@@ -279,6 +295,11 @@ class Pipeline:
             if self._running:
                 raise RuntimeError("Pipeline.run() was already called")
             self._running = True
+            name_thread(INFERENCE_THREAD)  # torch's intra-op workers start from this thread
+            self._owner_ids.append(threading.get_native_id())
+            self.census.start()
+            self.backend.clock = self.clock
+            self.clock.skip()
             for stream in self._streams.values():
                 self._start(stream)
         try:
@@ -294,10 +315,27 @@ class Pipeline:
         for stream in list(self._streams.values()):
             for thread in stream.threads:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.census.stop()
         if self._failure is not None:
             raise self._failure
         with self._lock:
             return [s.summary for s in self._streams.values() if s.summary is not None]
+
+    def cpu_account(self) -> dict[str, Any]:
+        """Where the CPU of the finished run went, in ms per decoded frame, by stage, pool and
+        thread (``dfstream.cputime.cpu_breakdown``), with the size of every thread pool."""
+        with self._lock:
+            streams = list(self._streams.values())
+        clocks = [self.clock]
+        owners = list(self._owner_ids)
+        for stream in streams:
+            clocks += [stream.state.reader_clock, stream.state.analyzer_clock]
+            owners += [t.native_id for t in stream.threads if t.native_id is not None]
+        frames = sum(s.state.frames_decoded for s in streams)
+        account = cpu_breakdown(clocks, self.census, owners=owners, frames=frames)
+        decoders = [s.state.decoder_threads for s in streams if s.state.decoder_threads]
+        account["pools"] = thread_pools(self.backend, max(decoders) if decoders else None)
+        return account
 
     def _finished(self) -> bool:
         with self._lock:
@@ -331,6 +369,7 @@ class Pipeline:
     def _step(self) -> None:
         pending: list[FaceCrop] = []
         items = self._fair.gather(self.settings.batch, self.settings.batch_wait_s)
+        self.clock.lap("gather")
         for item in items:
             sid = item.event.stream_id if isinstance(item, Status) else item.stream_id
             stream = self._streams[sid]
@@ -341,6 +380,7 @@ class Pipeline:
             if isinstance(item, Status):
                 if stream.summary is None:
                     self.sink.handle(item.event)
+                    self.clock.lap("sinks")
                 continue
             # Track and stream ends follow their stream's crops: embed those first.
             if any(c.stream_id == item.stream_id for c in pending):
@@ -352,15 +392,18 @@ class Pipeline:
                 self._end_track(item)
             elif isinstance(item, StreamEnd):
                 self._end_stream(item)
+            self.clock.lap("scoring")
         self._infer(pending)
 
     def _infer(self, crops: list[FaceCrop]) -> None:
         if not crops:
             return
         batch = np.stack([c.crop for c in crops])
+        self.clock.lap("gather")
         clock = time.perf_counter()
         features = self.backend.embed(batch)
         self._last_embed_s = time.perf_counter() - clock
+        self.clock.lap("embed")
         self.batch_stats.embed_s += self._last_embed_s
         self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
@@ -377,6 +420,7 @@ class Pipeline:
             )
             if window is not None:
                 ready.append(window)
+        self.clock.lap("scoring")
         if ready:
             self._score(ready)
 
@@ -391,9 +435,11 @@ class Pipeline:
 
     def _score_group(self, windows: list[ReadyWindow]) -> None:
         stacked = np.stack([w.features for w in windows])
+        self.clock.lap("scoring")
         clock = time.perf_counter()
         probs = self.backend.score(stacked)
         self.batch_stats.score_s += time.perf_counter() - clock
+        self.clock.lap("head")
         self.batch_stats.score_calls += 1
         self.batch_stats.windows += len(windows)
         now = time.time()
@@ -405,6 +451,7 @@ class Pipeline:
             stream.state.windows_scored += 1
             stream.state.latencies_ms.append(latency_ms)
             stream.state.record_score(window.track_id, score, smoothed, window.box)
+            self.clock.lap("scoring")
             self.sink.handle(
                 ScoreEvent(
                     stream_id=window.stream_id,
@@ -421,6 +468,7 @@ class Pipeline:
             )
             if changed:
                 self._verdict_changed(stream, window.media_time)
+            self.clock.lap("sinks")
 
     def _verdict_changed(self, stream: _Stream, media_time: float) -> None:
         scorer, state = stream.scorer, stream.state

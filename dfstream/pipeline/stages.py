@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dfstream.cputime import ANALYZER_THREAD, READER_THREAD, name_thread
 from dfstream.errors import DfstreamError
 from dfstream.faces import AnalyzerSettings, FaceAnalyzer, FaceDetector
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
@@ -85,10 +86,15 @@ def run_reader(
             last_reason = reason
         crops.put_control(Status(_status(state, new_state, reason)))
 
+    name_thread(READER_THREAD)  # FFmpeg's and swscale's threads are started from here
+    clock = state.reader_clock
+    clock.skip()
     try:
         with opener(
             spec, stream_id=state.stream_id, live=live, on_status=on_status, stop=stop
         ) as source:
+            source.clock = clock
+            clock.lap("decode")  # opening: probing the container, starting the decoder
             state.source = source.source
             state.live = source.live
             if not source.live:  # e.g. a file over HTTP: pulled at our pace, so lossless
@@ -99,18 +105,22 @@ def run_reader(
             state.set_state("connected")
             crops.put_control(Status(_status(state, "connected", "")))
             # Time inside the decoder, excluding waits on the queue: one clock read per frame.
-            clock = time.perf_counter()
+            started = time.perf_counter()
+            clock.skip()
             for frame in source.frames():
-                state.decode_s += time.perf_counter() - clock
+                state.decode_s += time.perf_counter() - started
                 if stop.is_set():
                     break
                 if settings.max_seconds is not None and frame.pts_seconds >= settings.max_seconds:
                     break
                 state.frames_decoded += 1
+                if state.decoder_threads is None:  # known once the decoder has started
+                    state.decoder_threads = source.decoder_threads
                 if not frames.put(frame):
                     break
                 state.dropped = frames.dropped
-                clock = time.perf_counter()
+                started = time.perf_counter()
+                clock.skip()  # the queue's waits are no stage's
     except DfstreamError as exc:
         error = redact(str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must end the stream, not hang it
@@ -121,6 +131,7 @@ def run_reader(
             why = f": {last_reason}" if last_reason else ""
             error = f"{spec.display}: only corrupt frames ({state.corrupt_frames} dropped){why}"
         frames.put_control(SourceEnd(error))
+        clock.poll()  # this thread's last reading: it is gone when the run's census ends
 
 
 def _status(state: StreamState, new_state: str, reason: str) -> StatusEvent:
@@ -144,16 +155,23 @@ def run_analyzer(
     error: str | None = None
     failure: BaseException | None = None
     ended = False
+    name_thread(ANALYZER_THREAD)  # OpenCV's pool, when started from here, is named after it
+    clock = state.analyzer_clock
+    clock.skip()
     try:
         detector = detector_factory()
+        clock.lap("detect")  # loading the detector
         analyzer: FaceAnalyzer | None = None
         while True:
             item = frames.get()
+            clock.skip()
             if isinstance(item, SourceEnd):
                 error, ended = item.error, True
                 break
             if analyzer is None:  # the reader has set state.live before its first frame
-                analyzer = FaceAnalyzer(detector, settings, stream_id=stream_id, live=state.live)
+                analyzer = FaceAnalyzer(
+                    detector, settings, stream_id=stream_id, live=state.live, clock=clock
+                )
             state.last_media_time = item.pts_seconds
             result = analyzer.analyze(item)
             if result.sampled:
@@ -165,8 +183,10 @@ def run_analyzer(
                 for crop in result.crops:
                     if not crops.put(crop):
                         break
+                clock.skip()
             if tap is not None:
                 tap(item, result.boxes)
+                clock.lap("frame_sinks")
     except DfstreamError as exc:
         error = redact(str(exc))
     except BaseException as exc:  # noqa: BLE001 - re-raised where the pipeline is joined
@@ -175,6 +195,7 @@ def run_analyzer(
     finally:
         if not ended:
             _drain_until_end(frames)
+        clock.poll()  # this thread's last reading: it is gone when the run's census ends
         crops.put_control(StreamEnd(stream_id, error, failure))
 
 

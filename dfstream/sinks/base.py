@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
+from dfstream.cputime import SINK_THREAD, name_thread
 from dfstream.errors import OutputError
 from dfstream.pipeline.queues import Backpressure, BoundedQueue
 from dfstream.types import Event, Frame, StatusEvent, TrackBoxes
@@ -142,6 +143,7 @@ class ThreadedSink(Sink):
         self._queue.put(item)
 
     def _run(self) -> None:
+        name_thread(SINK_THREAD)  # its CPU is the sinks' in ``dfstream bench``
         try:
             while True:
                 try:

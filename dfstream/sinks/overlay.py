@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfstream.cputime import SINK_THREAD, name_thread
 from dfstream.errors import OutputError
 from dfstream.sinks.base import Sink
 from dfstream.sinks.overlay_draw import FaceMark, Timeline, draw_faces, draw_watermark
@@ -191,6 +192,7 @@ class OverlayWriter:
     # -- the encoder thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        name_thread(SINK_THREAD)  # the encoder's own threads (FFmpeg's) start from here
         matcher = ScoreMatcher()
         pending: deque[_Tapped] = deque()
         timeline: Timeline | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, TypeVar
 
+from dfstream.cputime import NO_CLOCK, StageClock
 from dfstream.sources.spec import SourceSpec
 from dfstream.types import Frame
 
@@ -75,6 +76,15 @@ class Source(ABC):
     media_duration_s: float | None
     width: int
     height: int
+    clock: StageClock = NO_CLOCK
+    """The reading thread's stage clock (``dfstream.cputime``): a source that decodes bills
+    ``decode`` and ``convert`` to it, and calls ``clock.poll()`` before it closes a decoder (whose
+    threads end with it). The reader sets it; nobody else needs to."""
+
+    @property
+    def decoder_threads(self) -> int | None:
+        """Threads the decoder uses (FFmpeg's ``thread_count``), None where unknown."""
+        return None
 
     @abstractmethod
     def frames(self) -> Iterator[Frame]:

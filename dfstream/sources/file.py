@@ -20,7 +20,7 @@ import av.error
 
 from dfstream.errors import SourceError
 from dfstream.sources.base import LiveSettings, Source, StatusCallback
-from dfstream.sources.ffmpeg import ffmpeg_message
+from dfstream.sources.ffmpeg import ffmpeg_message, to_bgr
 from dfstream.sources.registry import register_source
 from dfstream.sources.spec import IMAGE_EXTENSIONS, SourceKind, SourceSpec, parse_source
 from dfstream.types import Frame
@@ -156,7 +156,9 @@ class FileSource(Source):
                     self._busy = True
                 try:
                     frame = next(decoded, None)
-                    image = None if frame is None else frame.to_ndarray(format="bgr24")
+                    self.clock.lap("decode")
+                    image = None if frame is None else to_bgr(frame)
+                    self.clock.lap("convert")
                 finally:
                     with self._lock:
                         self._busy = False
@@ -201,10 +203,16 @@ class FileSource(Source):
             if not self._busy:
                 self._release()
 
+    @property
+    def decoder_threads(self) -> int | None:
+        """FFmpeg's decoder threads for this file (frame and slice threading, its own count)."""
+        return int(self._stream.codec_context.thread_count)
+
     def _release(self) -> None:
         """Close the container once; the caller holds ``self._lock``."""
         if not self._released:
             self._released = True
+            self.clock.poll()  # the decoder's threads end with the container
             self._container.close()
 
 

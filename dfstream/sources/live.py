@@ -34,7 +34,7 @@ import av.error
 
 from dfstream.errors import SourceError
 from dfstream.sources.base import LiveSettings, Source, StatusCallback
-from dfstream.sources.ffmpeg import FFmpegInput, connect, ffmpeg_input
+from dfstream.sources.ffmpeg import FFmpegInput, connect, ffmpeg_input, to_bgr
 from dfstream.sources.integrity import FrameGate, frame_is_keyframe
 from dfstream.sources.registry import register_source
 from dfstream.sources.spec import SourceKind, SourceSpec, safe_message
@@ -225,6 +225,7 @@ class LiveSource(Source):
                     self.corrupt_packets += 1  # e.g. a lost slice; the next keyframe recovers
                     gate.lost()
                     decoded = []
+                self.clock.lap("decode")
                 now = time.monotonic()
                 if packet.size:
                     last_data = now
@@ -243,12 +244,14 @@ class LiveSource(Source):
                         first_time = seconds
                     pts = max(self._offset + seconds - first_time, self._last_pts + 1e-3)
                     self._last_pts = pts
+                    image = to_bgr(frame)
+                    self.clock.lap("convert")
                     yield Frame(
                         stream_id=self.stream_id,
                         index=index,
                         pts_seconds=pts,
                         wall_time=time.time(),
-                        image_bgr=frame.to_ndarray(format="bgr24"),
+                        image_bgr=image,
                     )
                     index += 1
                     if self._stopping():
@@ -305,10 +308,19 @@ class LiveSource(Source):
             "(with UDP transport try --rtsp-transport tcp)"
         )
 
+    @property
+    def decoder_threads(self) -> int | None:
+        """FFmpeg's decoder threads of the current connection (slice threading), if any."""
+        container = self._container
+        if container is None:
+            return None
+        return int(container.streams.video[0].codec_context.thread_count)
+
     def _drop_container(self) -> None:
         with self._lock:
             container, self._container = self._container, None
         if container is not None:
+            self.clock.poll()  # the decoder's threads end with the connection
             # Closing a dead connection may fail; it is released either way.
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 container.close()

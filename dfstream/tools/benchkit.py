@@ -31,6 +31,7 @@ from dfstream.model.checkpoint import LoadedModel, untrained_model
 from dfstream.model.spec import native_spec
 from dfstream.sinks.base import Sink
 from dfstream.sources import Source, SourceSpec, open_source
+from dfstream.sources.ffmpeg import to_bgr
 from dfstream.types import Event, Frame, ScoreEvent
 
 BENCH_MODELS = backbone_names()
@@ -112,7 +113,7 @@ class ResourceClock:
 
 def bare_decode_fps(path: Path, *, max_seconds: float | None = None) -> tuple[int, float]:
     """``(frames, frames/s)`` of PyAV alone on ``path``: decode and convert to BGR, as the
-    file source does (threaded decoding, ``to_ndarray(format="bgr24")``), nothing else."""
+    file source does (threaded decoding, ``to_bgr``: one conversion thread), nothing else."""
     started = time.perf_counter()
     frames = 0
     with av.open(str(path)) as container:
@@ -121,7 +122,7 @@ def bare_decode_fps(path: Path, *, max_seconds: float | None = None) -> tuple[in
         for frame in container.decode(stream):
             if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
                 break
-            frame.to_ndarray(format="bgr24")
+            to_bgr(frame)
             frames += 1
     elapsed = time.perf_counter() - started
     return frames, frames / elapsed if elapsed > 0 else 0.0
