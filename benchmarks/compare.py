@@ -1,10 +1,10 @@
 """``python -m benchmarks.compare VIDEO``: dfstream against the naive reference, side by side.
 
-Both run on the same video with the same untrained model object, backend, detector, tracker
-and crop settings, one after the other in one process. dfstream runs with ``--detect-every 1``
-so that both see the same tracks (with ``--detector none`` detection is trivial anyway); with
-its default of 5 it would do less detector work still. Printed and written (``--json OUT``,
-plus ``OUT`` with ``.md``):
+Both run on the same video with the same model object (untrained, or with ``--model default``
+the shipped model), backend, detector, tracker and crop settings, one after the other in one
+process. dfstream runs with ``--detect-every 1`` so that both see the same tracks (with
+``--detector none`` detection is trivial anyway); with its default of 5 it would do less
+detector work still. Printed and written (``--json OUT``, plus ``OUT`` with ``.md``):
 
 * ``speedup``: naive wall time / dfstream wall time (model loading excluded from both). The
   machine may be shared and its load drifts, so dfstream runs once before and once after the
@@ -17,7 +17,9 @@ plus ``OUT`` with ``.md``):
   dfstream's process CPU seconds per crop (decoding and detection included), steadier when
   other programs share the machine;
 * ``dfstream_crops_per_s`` and ``naive_crops_per_s``: CNN crops per second of wall time (the
-  naive reference embeds a crop once per window it belongs to).
+  naive reference embeds a crop once per window it belongs to);
+* ``cpu``: the first dfstream run's CPU account (``dfstream.cputime.cpu_breakdown``: ms per
+  frame by stage, by thread pool and OS thread, the unexplained rest, every pool's size).
 
 Exit status: 0 when both produced the same windows with scores within 1e-4, 1 otherwise,
 2 for a usage error, 3-6 as ``dfstream`` for other errors.
@@ -43,12 +45,14 @@ from dfstream.config import AnalysisConfig
 from dfstream.errors import DfstreamError
 from dfstream.faces import DetectorKind, make_detector
 from dfstream.model.checkpoint import LoadedModel
+from dfstream.model.shipped import load_default_model
 from dfstream.tools.benchkit import (
     BENCH_MODELS,
     ResourceClock,
     ScoreCollector,
     bare_backend_rates,
     bench_model,
+    cpu_account_rows,
     machine_info,
     stage_metrics,
 )
@@ -76,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector-model", type=Path, help="YuNet ONNX model")
     p.add_argument("--max-seconds", type=float, help="use only the first S seconds of the video")
     p.add_argument(
-        "--model", choices=BENCH_MODELS, default="resnext50", help="untrained model (resnext50)"
+        "--model",
+        choices=(*BENCH_MODELS, "default"),
+        default="resnext50",
+        help="an untrained model of that backbone (resnext50), or default: the shipped model",
     )
     p.add_argument("--bare-seconds", type=float, default=4.0, help="bare-backend timing (4 s)")
     p.add_argument(
@@ -112,7 +119,10 @@ def _bare(loaded: LoadedModel, args: argparse.Namespace) -> tuple[float, float]:
 def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     """Run both sides and the bare backend; return every figure."""
     detector: DetectorKind = args.detector or ("yunet" if args.detector_model else "none")
-    loaded = bench_model(args.model, window=args.window)
+    if args.model == "default":
+        loaded = load_default_model(None, window=args.window)
+    else:
+        loaded = bench_model(args.model, window=args.window)
     config = AnalysisConfig(
         sources=(str(args.video),),
         untrained=True,
@@ -201,6 +211,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
         "scores_match": same,
         "tolerance": TOLERANCE,
         "dfstream": fast,
+        "cpu": run.pipeline.cpu_account(),
         "machine": machine_info(run.backend),
     }
 
@@ -252,6 +263,7 @@ def table_rows(r: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             f"{r['cpu_speedup']:.2f}x less CPU",
         ],
     ]
+    rows += [[stage, figure, "", value] for stage, figure, value in cpu_account_rows(r["cpu"])]
     return header, rows
 
 
@@ -271,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     s = result["settings"]
     title = (
         f"dfstream vs naive: {Path(result['video']).name}, {result['frames']} frames, "
-        f"T={s['window']} stride {s['stride']}, {s['model']} (untrained), {s['backend']}, "
+        f"T={s['window']} stride {s['stride']}, {s['model']}"
+        f"{'' if s['model'] == 'default' else ' (untrained)'}, {s['backend']}, "
         f"detector {s['detector']}"
     )
     header, rows = table_rows(result)

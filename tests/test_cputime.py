@@ -115,9 +115,7 @@ def test_a_synthetic_run_accounts_for_its_cpu_within_15_percent(tmp_path: Path) 
     clip = write_synthetic_clip(tmp_path / "clip.mp4", seconds=4.0, size=(320, 240), fps=25)
     model = bench_model("tiny", window=8)
     run = Analysis(
-        AnalysisConfig(
-            sources=(str(clip),), untrained=True, detector="none", window=8, stride=2
-        ),
+        AnalysisConfig(sources=(str(clip),), untrained=True, detector="none", window=8, stride=2),
         sinks=[ScoreCollector()],
         model=model,
     )
@@ -131,9 +129,7 @@ def test_a_synthetic_run_accounts_for_its_cpu_within_15_percent(tmp_path: Path) 
     explained = sum(account["stages_ms"].values())
     # The parts add up to the whole: what no stage explains is under 15% of the process's CPU.
     assert account["unexplained_fraction"] < 0.15, account
-    assert explained + account["unexplained_ms"] == pytest.approx(
-        account["process_ms"], rel=0.15
-    )
+    assert explained + account["unexplained_ms"] == pytest.approx(account["process_ms"], rel=0.15)
     # Every thread the run started is named, and FFmpeg's decoder threads are seen.
     names = set(account["threads_ms"])
     assert {"dfs-read", "dfs-analyze", INFERENCE_THREAD} <= names

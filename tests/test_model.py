@@ -23,7 +23,7 @@ from dfstream.model import (
     save_checkpoint,
     untrained_model,
 )
-from dfstream.model.spec import compat_window_from_name
+from dfstream.model.spec import compat_window_from_name, native_spec
 
 KEYS_JSON = Path(__file__).resolve().parents[2] / "shared/fixtures/resnext_lstm_reference_keys.json"
 
@@ -222,3 +222,33 @@ def test_preprocess_rejects_wrong_crops() -> None:
         preprocess(np.zeros((1, 64, 64, 3), np.uint8), spec)
     with pytest.raises(ValueError, match="uint8"):
         preprocess(np.zeros((1, 112, 112, 3), np.float32), spec)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_projected_head_scores_like_the_plain_head_at_every_window_length(bias: bool) -> None:
+    # Weights and features scaled up so that the gates saturate differently per window: a
+    # wrong gate order, a missing bias or a step off by one moves the scores far beyond 1e-5.
+    spec = native_spec(backbone="tiny", window=6, hidden_size=16, lstm_bias=bias)
+    model = build_model(spec, seed=3)
+    with torch.no_grad():
+        for name, param in model.lstm.named_parameters():
+            param.mul_(4.0 if "weight" in name else 2.0)
+        model.linear1.weight.mul_(6.0)
+    backend = TorchBackend(model, torch.device("cpu"))
+    assert backend.projects
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((30, spec.feature_dim)).astype(np.float32)
+    projected = backend.project(features)
+    assert projected.shape == (30, 4 * spec.hidden_size)
+    for length in range(1, spec.window + 1):
+        index = rng.integers(0, 30, (12, length))
+        plain = backend.score(features[index])
+        reused = backend.score_projected(projected[index])
+        assert plain.std() > 0.05  # the scores differ between windows: the check has teeth
+        np.testing.assert_allclose(reused, plain, atol=1e-5)
+
+
+def test_the_public_heads_last_frame_step_does_not_project() -> None:
+    spec = compat_spec(window=4)
+    assert spec.head_mode == "last_frame_step"
+    assert not build_model(spec, seed=0).projects

@@ -37,6 +37,19 @@ class InferenceBackend(ABC):
     def score(self, windows: np.ndarray) -> np.ndarray:
         """P(fake) of a batch of feature windows."""
 
+    projects: bool = False
+    """Whether ``project`` and ``score_projected`` are available: the pipeline then keeps each
+    feature's LSTM input projection in the window cache instead of the feature, computed once
+    per crop rather than once per window (``DeepfakeNet.project``)."""
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """(N, F) features -> (N, 4H) LSTM input projections (only where ``projects``)."""
+        raise NotImplementedError(f"the {self.name} backend does not project features")
+
+    def score_projected(self, windows: np.ndarray) -> np.ndarray:
+        """P(fake) of (N, t, 4H) windows of projections (only where ``projects``)."""
+        raise NotImplementedError(f"the {self.name} backend does not project features")
+
     def pool_threads(self) -> int | None:
         """The backend's own CPU thread pool size, where it keeps one apart from torch's
         (ONNX Runtime's intra-op threads); None otherwise."""

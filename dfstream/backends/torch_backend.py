@@ -1,7 +1,8 @@
 """The reference backend: the model's own torch modules on CPU or CUDA, with fast paths.
 
 Precision applies to the CNN (``embed``), where nearly all the work is; the LSTM head always runs
-in fp32 (it is cheap, and it keeps window scores close to the reference):
+in fp32 (it is cheap, and it keeps window scores close to the reference), also on its reuse path
+(``project`` once per feature + ``score_projected`` per window: see ``DeepfakeNet.project``):
 
 * ``fp32``: the reference.
 * ``bf16``: ``torch.autocast`` with bfloat16. On CPUs with native bf16 (AVX512-BF16 or AMX) this is
@@ -130,6 +131,7 @@ class TorchBackend(InferenceBackend):
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self._crops = DeviceCrops(self.spec, device)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.projects = model.projects
 
     @classmethod
     def create(
@@ -203,6 +205,18 @@ class TorchBackend(InferenceBackend):
         tensor = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         with torch.inference_mode():
             probs = self.model.score(tensor.to(self.torch_device))
+        return probs.float().cpu().numpy()
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        with torch.inference_mode():
+            out = self.model.project(tensor.to(self.torch_device))
+        return out.float().cpu().numpy()
+
+    def score_projected(self, windows: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        with torch.inference_mode():
+            probs = self.model.score_projected(tensor.to(self.torch_device))
         return probs.float().cpu().numpy()
 
     def describe(self) -> str:

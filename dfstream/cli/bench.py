@@ -35,6 +35,7 @@ from dfstream.tools.benchkit import (
     bare_backend_rates,
     bare_decode_fps,
     bench_model,
+    cpu_account_rows,
     machine_info,
     paced_opener,
     stage_metrics,
@@ -215,35 +216,9 @@ def render(result: dict[str, Any]) -> Table:
     for row in rows:
         table.add_row(*row)
     table.add_section()
-    for row in cpu_rows(result["cpu"]):
+    for row in cpu_account_rows(result["cpu"]):
         table.add_row(*row)
     return table
-
-
-def cpu_rows(cpu: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The CPU account's rows: ms per frame by stage (the pool threads' share in brackets),
-    the unexplained rest, every OS thread name's share and the thread pools' sizes."""
-    rows = [("CPU ms/frame", "whole process", f"{cpu['process_ms']:.2f}")]
-    for stage, ms in cpu["stages_ms"].items():
-        pool = cpu["pools_ms"][stage]
-        if ms < 0.005:
-            continue
-        rows.append(("", stage, f"{ms:.2f}" + (f" ({pool:.2f} in pools)" if pool >= 0.005 else "")))
-    share = 100.0 * cpu["unexplained_fraction"]
-    rows.append(("", "unexplained", f"{cpu['unexplained_ms']:.2f} ({share:.0f}%)"))
-    threads = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu["threads_ms"].items() if ms >= 0.05)
-    rows.append(("threads", "ms/frame by OS name", threads))
-    pools = cpu["pools"]
-    rows.append(
-        (
-            "pools",
-            "threads",
-            f"torch {pools['torch_intra_op']}+{pools['torch_inter_op']} inter, "
-            f"OpenCV {pools['opencv']}, FFmpeg {pools['ffmpeg_decoder']}, "
-            f"ORT {pools['onnxruntime_intra_op']}, CPUs {pools['cpus']}",
-        )
-    )
-    return rows
 
 
 def main(argv: list[str]) -> int:

@@ -59,6 +59,46 @@ class DeepfakeNet(nn.Module):
         """(N, T, feature_dim) -> (N,) probability of FAKE."""
         return torch.softmax(self.logits(windows).float(), dim=1)[:, self.spec.fake_index]
 
+    # -- the reuse path: each feature's LSTM input projection computed once --------------------
+    #
+    # With ``head_mode == "sequence"`` a window's LSTM runs T steps; each step's gates are
+    # ``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``. The first half depends only on the frame, not
+    # on the window, and for a wide feature it is most of the work (2048 -> 4 x 512: four
+    # fifths). ``project`` computes it once per feature; ``score_projected`` runs only the
+    # recurrence. Together they equal ``score`` to float rounding (checked in the tests). The
+    # public checkpoints' ``last_frame_step`` mode classifies one step of the window's last
+    # feature, so each frame's output there is computed once per window already, which at stride
+    # 1 is once.
+
+    @property
+    def projects(self) -> bool:
+        """Whether the reuse path applies (a ``sequence`` head)."""
+        return self.spec.head_mode == "sequence"
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, feature_dim) features -> (N, 4 * hidden) LSTM input projections, both biases
+        included."""
+        out = features @ self.lstm.weight_ih_l0.t()
+        if self.spec.lstm_bias:
+            out = out + (self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+        return out
+
+    def score_projected(self, projected: torch.Tensor) -> torch.Tensor:
+        """(N, t, 4 * hidden) projected windows -> (N,) probability of FAKE, as ``score`` of the
+        features they were projected from (gate order i, f, g, o, as ``nn.LSTM``)."""
+        n, steps, _ = projected.shape
+        hidden = self.spec.hidden_size
+        h = projected.new_zeros((n, hidden))
+        c = projected.new_zeros((n, hidden))
+        w_hh = self.lstm.weight_hh_l0.t()
+        for step in range(steps):
+            gates = projected[:, step] + h @ w_hh
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        logits = self.linear1(self.dp(h))
+        return torch.softmax(logits.float(), dim=1)[:, self.spec.fake_index]
+
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """(N, T, 3, S, S) clips -> (N,) P(fake); used by training and the naive reference."""
         n, t = clips.shape[:2]

@@ -2,10 +2,11 @@
 
 The inference loop (``run``, on whichever thread calls it) is the only owner of the backend and
 the only writer of events. It gathers crops from every stream into batches, embeds each crop
-once, feeds the per-track window caches, scores the windows that are due, and turns scores into
-events. Sources can be added and removed while it runs (``add_source``, ``remove_source``, from
-any thread); ``stop`` ends every source and lets the loop drain and finish.
-"""
+once, feeds the per-track window caches (with each feature's LSTM input projection instead of
+the feature where the backend ``projects``: computed once per crop, not once per window), scores
+the windows that are due, and turns scores into events. Sources can be added and removed while
+it runs (``add_source``, ``remove_source``, from any thread); ``stop`` ends every source and
+lets the loop drain and finish."""
 
 from __future__ import annotations
 
@@ -404,6 +405,9 @@ class Pipeline:
         features = self.backend.embed(batch)
         self._last_embed_s = time.perf_counter() - clock
         self.clock.lap("embed")
+        if self.backend.projects:  # the cache keeps each feature's LSTM input projection
+            features = self.backend.project(features)
+            self.clock.lap("head")
         self.batch_stats.embed_s += self._last_embed_s
         self.batch_stats.add(crops)
         ready: list[ReadyWindow] = []
@@ -437,7 +441,11 @@ class Pipeline:
         stacked = np.stack([w.features for w in windows])
         self.clock.lap("scoring")
         clock = time.perf_counter()
-        probs = self.backend.score(stacked)
+        probs = (
+            self.backend.score_projected(stacked)
+            if self.backend.projects
+            else self.backend.score(stacked)
+        )
         self.batch_stats.score_s += time.perf_counter() - clock
         self.clock.lap("head")
         self.batch_stats.score_calls += 1

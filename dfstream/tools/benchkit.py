@@ -133,19 +133,24 @@ def bare_backend_rates(
 ) -> tuple[float, float]:
     """``(crops/s, CPU seconds per crop)`` of the backend alone: batches of ``batch`` random
     crops through ``embed`` plus the ``batch / stride`` windows that many crops make due
-    through ``score``: the model's work per crop in the pipeline, with no decoding, detection,
+    through ``score`` (with a backend that ``projects``: each crop's ``project`` and the windows'
+    ``score_projected``): the model's work per crop in the pipeline, with no decoding, detection,
     queues or Python around it. The CPU figure is less sensitive to other load on the machine."""
     spec = backend.spec
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
     features = backend.embed(crops)  # warm-up, and the feature size
     n_windows = max(1, round(batch / stride))
-    windows = rng.standard_normal((n_windows, spec.window, features.shape[1])).astype(np.float32)
-    backend.score(windows)
+    width = backend.project(features).shape[1] if backend.projects else features.shape[1]
+    windows = rng.standard_normal((n_windows, spec.window, width)).astype(np.float32)
+    score = backend.score_projected if backend.projects else backend.score
+    score(windows)
     done, started, cpu = 0, time.perf_counter(), time.process_time()
     while True:
-        backend.embed(crops)
-        backend.score(windows)
+        features = backend.embed(crops)
+        if backend.projects:  # as the pipeline does: each crop's projection, once
+            backend.project(features)
+        score(windows)
         done += batch
         elapsed = time.perf_counter() - started
         if elapsed >= seconds and done >= 2 * batch:
@@ -296,6 +301,32 @@ def machine_info(backend: InferenceBackend | None = None) -> dict[str, Any]:
     if backend is not None:
         info["backend"] = backend.describe()
     return info
+
+
+def cpu_account_rows(cpu: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The CPU account's rows: ms per frame by stage (the pool threads' share in brackets),
+    the unexplained rest, every OS thread name's share and the thread pools' sizes."""
+    rows = [("CPU ms/frame", "whole process", f"{cpu['process_ms']:.2f}")]
+    for stage, ms in cpu["stages_ms"].items():
+        pool = cpu["pools_ms"][stage]
+        if ms < 0.005:
+            continue
+        rows.append(("", stage, f"{ms:.2f}" + (f" ({pool:.2f} in pools)" if pool >= 0.005 else "")))
+    share = 100.0 * cpu["unexplained_fraction"]
+    rows.append(("", "unexplained", f"{cpu['unexplained_ms']:.2f} ({share:.0f}%)"))
+    threads = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu["threads_ms"].items() if ms >= 0.05)
+    rows.append(("threads", "ms/frame by OS name", threads))
+    pools = cpu["pools"]
+    rows.append(
+        (
+            "pools",
+            "threads",
+            f"torch {pools['torch_intra_op']}+{pools['torch_inter_op']} inter, "
+            f"OpenCV {pools['opencv']}, FFmpeg {pools['ffmpeg_decoder']}, "
+            f"ORT {pools['onnxruntime_intra_op']}, CPUs {pools['cpus']}",
+        )
+    )
+    return rows
 
 
 def stage_metrics(run: Any, wall_s: float, collector: ScoreCollector) -> dict[str, Any]:
