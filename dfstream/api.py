@@ -109,6 +109,7 @@ def detector_factory(
         model_path=config.detector_model,
         cache_dir=config.model_cache,
         notice=notice,
+        max_side=config.detect_size,
     )
     handed_out = [False]
 
@@ -121,6 +122,7 @@ def detector_factory(
             model_path=config.detector_model,
             cache_dir=config.model_cache,
             notice=lambda _msg: None,
+            max_side=config.detect_size,
         )
 
     return factory

@@ -44,6 +44,9 @@ class AnalysisConfig:
     detector_model: Path | None = None
     model_cache: Path | None = None
     detect_every: int = 5
+    detect_size: int = 640
+    """Longest side, in px, of the frame YuNet and Haar look at (larger frames are shrunk first;
+    ``benchmarks/results/detect_recall.md`` measures recall against cost)."""
     analysis_fps: float | None = None
     window: int | None = None
     stride: int = 5
@@ -91,6 +94,7 @@ class AnalysisConfig:
             ("--precision", self.precision in PRECISIONS),
             ("--rtsp-transport", self.rtsp_transport in get_args(RtspTransport)),
             ("--detect-every", self.detect_every >= 1),
+            ("--detect-size", self.detect_size >= 32),
             ("--stride", self.stride >= 1),
             ("--batch", self.batch >= 1),
             ("--window", self.window is None or self.window >= 1),

@@ -261,6 +261,20 @@ def test_auto_uses_the_shipped_yunet_on_a_fresh_install(tmp_path: Path) -> None:
         assert detector.model_path == detect.SHIPPED_YUNET
 
 
+def test_detect_size_reaches_the_detector_and_is_validated(tmp_path: Path) -> None:
+    from dfstream.api import detector_factory
+    from dfstream.config import AnalysisConfig
+
+    for kind in ("yunet", "haar"):
+        config = AnalysisConfig(sources=("x.mp4",), detector=kind, detect_size=320)
+        detector = detector_factory(config, pytest.fail)()
+        assert detector.max_side == 320  # type: ignore[attr-defined]
+        image = np.zeros((720, 1280, 3), np.uint8)
+        assert detector.detect(image) == []  # runs at the new size without error
+    with pytest.raises(ValueError, match="--detect-size"):
+        AnalysisConfig(sources=("x.mp4",), detect_size=8)
+
+
 def test_shipped_yunet_is_the_documented_file_with_its_licence() -> None:
     data = detect.SHIPPED_YUNET.read_bytes()
     assert len(data) == 229_738

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector-model", type=Path, help="YuNet ONNX model")
     p.add_argument("--detect-every", type=positive_int, default=5, help="detector period (5)")
     p.add_argument(
+        "--detect-size", type=positive_int, default=640, help="detector's frame size, px (640)"
+    )
+    p.add_argument(
         "--model",
         default="resnext50",
         choices=(*BENCH_MODELS, "default"),
@@ -109,6 +112,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         detector=args.detector,
         detector_model=args.detector_model,
         detect_every=args.detect_every,
+        detect_size=args.detect_size,
         backend=args.backend,
         device=args.device,
         batch=args.batch,
@@ -165,6 +169,7 @@ def run_bench(args: argparse.Namespace, clip: Path, console: Console) -> dict[st
         "stride": args.stride,
         "detector": args.detector,
         "detect_every": args.detect_every,
+        "detect_size": args.detect_size,
         "streams": args.streams,
         "realtime": bool(args.realtime),
         "quick": bool(args.quick),

@@ -195,16 +195,17 @@ def make_detector(
     model_path: Path | None,
     cache_dir: Path | None,
     notice: Callable[[str], None],
+    max_side: int = 640,
 ) -> FaceDetector:
     """The detector for a ``--detector`` choice.
 
     YuNet's model is ``model_path`` when given, else the newest in ``cache_dir``, else the one
     shipped with dfstream. ``auto`` falls back to Haar with a ``notice`` when there is none (the
     shipped file was removed); ``yunet`` without a model is a ``UsageError``; ``none`` treats
-    every frame as one face.
+    every frame as one face. ``max_side``: the longest side of the frame YuNet and Haar see.
     """
     if kind == "haar":
-        return HaarDetector()
+        return HaarDetector(max_side=max_side)
     if kind == "none":
         return WholeFrameDetector()
     if kind not in ("auto", "yunet"):
@@ -212,7 +213,7 @@ def make_detector(
     path = model_path if model_path is not None else find_yunet_model(cache_dir)
     path = path if path is not None else shipped_yunet_model()
     if path is not None:
-        return YuNetDetector(path)
+        return YuNetDetector(path, max_side=max_side)
     where = f" or put {YUNET_PATTERN} into {cache_dir}" if cache_dir is not None else ""
     if kind == "yunet":
         raise UsageError(
@@ -222,4 +223,4 @@ def make_detector(
         f"YuNet model not found (the one shipped with dfstream, {SHIPPED_YUNET}, is missing), "
         f"using the slower, less reliable Haar detector; pass --detector-model PATH{where}"
     )
-    return HaarDetector()
+    return HaarDetector(max_side=max_side)
