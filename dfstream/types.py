@@ -115,6 +115,9 @@ class ScoreEvent:
     latency_ms: float
     wall_time: float
     untrained: bool
+    window: int = 0
+    """Frames in the window: the model's T, fewer for a track that ended before it held T (its
+    one short window, scored when the track ends), 1 for a photo. 0: not known."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL ``score`` event."""
@@ -130,6 +133,7 @@ class ScoreEvent:
             "latency_ms": round(self.latency_ms, 2),
             "wall_time": round(self.wall_time, 3),
             "untrained": self.untrained,
+            "window": self.window,
         }
 
 
