@@ -309,3 +309,21 @@ def test_short_track_is_scored_at_stream_end(clip_path: Path) -> None:
     kinds = [type(e).__name__ for e in sink.events]
     assert kinds.index("ScoreEvent") < kinds.index("StreamSummary")
     assert summaries[0].windows_scored == 1
+
+
+def test_score_events_carry_their_window_length(tmp_path: Path) -> None:
+    from dfstream.api import Analysis
+    from dfstream.config import AnalysisConfig
+    from dfstream.tools.benchkit import ScoreCollector, bench_model
+    from tests.media import write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", frames=10, size=(64, 48))
+    collector = ScoreCollector()
+    run = Analysis(
+        AnalysisConfig(sources=(str(clip),), untrained=True, detector="none", window=4, stride=2),
+        sinks=[collector],
+        model=bench_model("tiny", window=4),
+    )
+    run.run()
+    assert {e.window for e in collector.scores} == {4}
+    assert collector.scores[0].to_json()["window"] == 4

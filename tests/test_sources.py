@@ -248,3 +248,16 @@ def test_close_from_another_thread_stops_decoding(tmp_path: Path) -> None:
     worker.join(timeout=10)
     assert not worker.is_alive()
     assert 0 < len(seen) < 200
+
+
+def test_conversion_on_one_thread_gives_the_same_pixels(tmp_path: Path) -> None:
+    import av
+
+    from dfstream.sources.ffmpeg import to_bgr
+
+    clip = write_clip(tmp_path / "hd.mp4", frames=6, size=(1280, 720))
+    with av.open(str(clip)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            mine = to_bgr(frame)
+            assert mine.shape == (720, 1280, 3) and mine.dtype == np.uint8
+            np.testing.assert_array_equal(mine, frame.to_ndarray(format="bgr24"))

@@ -474,6 +474,7 @@ class Pipeline:
                     latency_ms=latency_ms,
                     wall_time=now,
                     untrained=self.untrained,
+                    window=window.length,
                 )
             )
             if changed:
