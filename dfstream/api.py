@@ -39,6 +39,7 @@ from dfstream.faces import (
     make_detector,
     margin_for_detector,
 )
+from dfstream.memory import steady_malloc
 from dfstream.model.checkpoint import LoadedModel, load_weights, untrained_model
 from dfstream.pipeline.runner import Pipeline, PipelineSettings, stream_ids
 from dfstream.pipeline.scoring import ScoringSettings
@@ -201,6 +202,7 @@ class Analysis:
         self.config = config
         self.outputs = outputs or OutputConfig()
         notice = on_notice or _log.info
+        steady_malloc()  # long runs keep a flat RSS (dfstream.memory)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._result: RunResult | None = None

@@ -137,3 +137,19 @@ def test_a_synthetic_run_accounts_for_its_cpu_within_15_percent(tmp_path: Path) 
     pools = account["pools"]
     assert pools["torch_intra_op"] >= 1 and pools["opencv"] >= 1 and pools["cpus"] >= 1
     assert pools["ffmpeg_decoder"] is not None and pools["ffmpeg_decoder"] >= 1
+
+
+@linux_only
+def test_steady_malloc_fixes_glibcs_threshold_unless_the_user_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+
+    code = "from dfstream.memory import steady_malloc; print(steady_malloc(), steady_malloc())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]  # set once, then remembered
+    env = {"MALLOC_MMAP_THRESHOLD_": "65536", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.split() == ["False", "False"]  # the user's own setting stays

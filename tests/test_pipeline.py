@@ -327,3 +327,18 @@ def test_score_events_carry_their_window_length(tmp_path: Path) -> None:
     run.run()
     assert {e.window for e in collector.scores} == {4}
     assert collector.scores[0].to_json()["window"] == 4
+
+
+def test_live_state_keeps_active_faces_and_only_the_most_recent_gone() -> None:
+    from dfstream.pipeline.state import GONE_FACES_KEPT, StreamState
+
+    state = StreamState("s", "s", "s")
+    for track in range(GONE_FACES_KEPT + 10):
+        state.record_score(track, 0.5, 0.5, (0, 0, 1, 1))
+    state.record_score(999, 0.7, 0.7, (0, 0, 1, 1))  # still in the picture
+    for track in range(GONE_FACES_KEPT + 10):
+        state.end_face(track)
+    faces = state.snapshot().faces
+    gone = [f.track_id for f in faces if not f.active]
+    assert gone == list(range(10, GONE_FACES_KEPT + 10))  # the oldest 10 gone faces dropped
+    assert [f.track_id for f in faces if f.active] == [999]

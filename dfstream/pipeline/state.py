@@ -16,6 +16,11 @@ from dfstream.cputime import StageClock
 from dfstream.types import Box, Verdict
 
 RECENT_SCORES = 48
+GONE_FACES_KEPT = 32
+"""Faces that left the picture stay in the live state (dashboard, GUI, snapshots) up to this
+many, the most recent; older ones are dropped there. A camera watching a crowd makes thousands
+of tracks a day, and every snapshot copies the faces. The summary's per-track totals
+(``StreamScorer``) keep every track."""
 
 
 @dataclass
@@ -101,10 +106,17 @@ class StreamState:
             face.recent.append(score)
 
     def end_face(self, track_id: int) -> None:
-        """The track ended: keep its numbers, mark it gone."""
+        """The track ended: keep its numbers, mark it gone (the ``GONE_FACES_KEPT`` most recent
+        gone faces are kept)."""
         with self._lock:
-            if track_id in self.faces:
-                self.faces[track_id].active = False
+            face = self.faces.pop(track_id, None)
+            if face is None:
+                return
+            face.active = False
+            self.faces[track_id] = face  # dicts keep insertion order: the newest gone last
+            gone = [tid for tid, f in self.faces.items() if not f.active]
+            for old in gone[: max(0, len(gone) - GONE_FACES_KEPT)]:
+                del self.faces[old]
 
     def latency_percentiles(self) -> tuple[float, float] | None:
         """(p50, p95) of recent decode-to-score latencies in ms, or None before any score."""
