@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.live_overload import rss_mib
 from benchmarks.report import fmt, rich_table, write_outputs
 from dfstream.api import Analysis
 from dfstream.config import AnalysisConfig
@@ -56,14 +57,6 @@ CLIPS = (
 ANALYSIS_FPS = 10.0
 P95_LIMIT_MS = 500.0
 RSS_LIMIT_PCT = 10.0
-
-
-def rss_mib() -> float:
-    """Resident set size of this process in MiB (Linux ``/proc``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
 
 
 class TimedScores(Sink):

@@ -19,6 +19,7 @@ paths are written against the torch documentation and have not been run here (no
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -201,23 +202,21 @@ class TorchBackend(InferenceBackend):
                     feats = self.model.embed(images)
             return feats.float().cpu().numpy()
 
-    def score(self, windows: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    def _head(self, part: Callable[[torch.Tensor], torch.Tensor], array: np.ndarray) -> np.ndarray:
+        """Run one fp32 part of the head (``score``, ``project``, ``score_projected``)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         with torch.inference_mode():
-            probs = self.model.score(tensor.to(self.torch_device))
-        return probs.float().cpu().numpy()
-
-    def project(self, features: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        with torch.inference_mode():
-            out = self.model.project(tensor.to(self.torch_device))
+            out = part(tensor.to(self.torch_device))
         return out.float().cpu().numpy()
 
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        return self._head(self.model.score, windows)
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        return self._head(self.model.project, features)
+
     def score_projected(self, windows: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-        with torch.inference_mode():
-            probs = self.model.score_projected(tensor.to(self.torch_device))
-        return probs.float().cpu().numpy()
+        return self._head(self.model.score_projected, windows)
 
     def describe(self) -> str:
         n = torch.get_num_threads()
