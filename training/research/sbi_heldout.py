@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     y = np.r_[np.zeros(len(reals_np)), np.ones(len(fakes_np))]
     result = {
         "command": "python -m training.research.sbi_heldout "
-        + " ".join(str(a) for a in (argv or [])),
+        + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv)),
         "model": loaded.name or str(path),
         "clips": len(per_clip),
         "pairs": len(reals_np),
