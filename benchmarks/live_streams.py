@@ -77,7 +77,9 @@ class TimedScores(Sink):
             return [s for s in self.scores if s[0] >= moment]
 
 
-def run(streams: int, seconds: float, warmup: float, sample: float) -> dict[str, Any]:
+def run(
+    streams: int, seconds: float, warmup: float, sample: float, threads: int | None = None
+) -> dict[str, Any]:
     """Serve ``streams`` cameras, analyse them for ``seconds``; every figure as a dict."""
     clips = [SHARED / CLIPS[i % len(CLIPS)] for i in range(streams)]
     missing = [str(c) for c in clips if not c.is_file()]
@@ -88,17 +90,24 @@ def run(streams: int, seconds: float, warmup: float, sample: float) -> dict[str,
         try:
             for server in servers:
                 server.start()
-            return _analyse(servers, clips, seconds, warmup, sample)
+            return _analyse(servers, clips, seconds, warmup, sample, threads)
         finally:
             for server in servers:
                 server.kill()
 
 
 def _analyse(
-    servers: list[GstRtsp], clips: list[Path], seconds: float, warmup: float, sample: float
+    servers: list[GstRtsp],
+    clips: list[Path],
+    seconds: float,
+    warmup: float,
+    sample: float,
+    threads: int | None,
 ) -> dict[str, Any]:
     collector = TimedScores()
-    config = AnalysisConfig(sources=tuple(s.url() for s in servers), untrained=False)
+    config = AnalysisConfig(
+        sources=tuple(s.url() for s in servers), untrained=False, threads=threads
+    )
     run = Analysis(config, sinks=[collector])
     pipeline = run.pipeline
     started = time.monotonic()
@@ -186,10 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=600.0)
     p.add_argument("--warmup", type=float, default=30.0)
     p.add_argument("--sample", type=float, default=5.0)
+    p.add_argument(
+        "--threads", type=int, help="backend threads (default: auto, 1 when the CPU is busy)"
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     try:
-        result = run(args.streams, args.seconds, args.warmup, args.sample)
+        result = run(args.streams, args.seconds, args.warmup, args.sample, args.threads)
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"benchmarks.live_streams: error: {exc}", file=sys.stderr)
         return 2

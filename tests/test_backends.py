@@ -120,6 +120,25 @@ def test_onnx_head_scores_short_windows_like_torch(tmp_path: Path) -> None:
     assert max(spread) - min(spread) > 1e-3  # not a comparison between constants
 
 
+def _thread_names() -> list[str]:
+    tasks = Path("/proc/self/task")
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_onnx_pool_threads_carry_the_inference_name(tmp_path: Path) -> None:
+    """ONNX Runtime's pool threads inherit the name of the thread that opened the session; the
+    backend opens it on a ``dfs-infer`` thread so that the CPU account counts them as embed."""
+    loaded = untrained_model(native_spec(backbone="tiny", window=4), seed=1)
+    before = _thread_names().count("dfs-infer")
+    backend = OnnxBackend.create(loaded, cache_dir=tmp_path, device="cpu", threads=2)
+    after = _thread_names().count("dfs-infer")
+    assert after - before >= 1  # intra-op pools of 2 threads: one worker each
+    size = loaded.spec.input_size
+    crops = np.zeros((2, size, size, 3), dtype=np.uint8)
+    assert backend.score(backend.embed(crops)[None]).shape == (1,)
+
+
 def test_onnx_and_torch_window_scores_agree(tmp_path: Path, clip_path: Path) -> None:
     weights = tmp_path / "sharp.pt"
     save_checkpoint(weights, _sharp_model().model, info={"test": "sharp head"})

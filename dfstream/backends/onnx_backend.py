@@ -10,6 +10,7 @@ export); bf16 is not offered (ONNX Runtime's CPU kernels compute bf16 slowly or 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from dfstream.backends.export import (
     HEAD_OUTPUT,
     cached_export,
 )
+from dfstream.cputime import INFERENCE_THREAD, name_thread
 from dfstream.errors import BackendUnavailable, UsageError
 from dfstream.model.checkpoint import LoadedModel
 from dfstream.model.network import preprocess
@@ -131,13 +133,19 @@ class OnnxBackend(InferenceBackend):
         options.intra_op_num_threads = int(threads or 0)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ONNX Runtime's pool threads spin between runs by default; on a small CPU shared with
+        # decoders and the detector that spinning takes the cores they need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers: list[Any] = (
             [(CUDA_EP, {"device_id": device_id}), CPU_EP] if provider == CUDA_EP else [CPU_EP]
         )
-        sessions = [
-            _open_session(ort, folder / name, options, providers, provider)
-            for name in (meta.cnn_file, meta.head_file)
-        ]
+        sessions = _open_in_inference_thread(
+            [
+                lambda name=name: _open_session(ort, folder / name, options, providers, provider)
+                for name in (meta.cnn_file, meta.head_file)
+            ]
+        )
         return cls(
             loaded.spec,
             sessions[0],
@@ -168,6 +176,30 @@ class OnnxBackend(InferenceBackend):
         threads = f", {self.threads} thread{plural}" if self.threads else ""
         line = f"onnx {self.precision} on {self.device} ({self.provider}{threads})"
         return f"{line}; {self.reason}" if self.reason else line
+
+
+def _open_in_inference_thread(openers: list[Callable[[], Any]]) -> list[Any]:
+    """Run the openers, in order, on a short-lived thread named like the inference worker.
+
+    ONNX Runtime starts a session's pool threads when the session is created and Linux gives
+    them the creating thread's name, so created here they carry ``dfs-infer`` and the CPU
+    account (``dfstream.cputime``) counts them as ``embed`` rather than as the caller's."""
+    results: list[Any] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        name_thread(INFERENCE_THREAD)
+        try:
+            results.extend(opener() for opener in openers)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name=INFERENCE_THREAD, daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return results
 
 
 def _open_session(ort: Any, path: Path, options: Any, providers: list[Any], wanted: str) -> Any:
