@@ -224,7 +224,7 @@ def cpu_breakdown(
     clocks: Iterable[StageClock],
     census: ThreadCensus,
     *,
-    owners: Iterable[str],
+    owners: Iterable[int],
     frames: int,
 ) -> dict[str, Any]:
     """One account of a run's CPU (see the module docstring), in ms per decoded frame.
@@ -245,9 +245,9 @@ def cpu_breakdown(
     by_name: dict[str, float] = {}
     for tid, (name, cpu) in census.threads().items():
         by_name[name] = by_name.get(name, 0.0) + cpu
-        stage = None if tid in owner_ids else pool_stage(name)
-        if stage is not None:
-            pools[stage] += cpu
+        pool = None if tid in owner_ids else pool_stage(name)
+        if pool is not None:
+            pools[pool] += cpu
     own["accounting"] += census.overhead_s
     stages = {stage: own[stage] + pools[stage] for stage in own}
     process = census.process_cpu_s

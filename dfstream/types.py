@@ -6,6 +6,8 @@ Boxes are ``(x1, y1, x2, y2)`` in full-frame pixel coordinates, floats.
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,20 +37,69 @@ def _check_box(name: str, box: Box) -> None:
         raise ValueError(f"{name}: expected x2 > x1 and y2 > y1 but got {box}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Frame:
-    """One decoded video frame: where it came from, when, and its BGR pixels."""
+    """One decoded video frame: where it came from, when, and its BGR pixels.
+
+    A source may hand the pixels over unconverted (``convert``: a function that makes the BGR
+    array from the decoded picture): then they are converted once, by the first thread that
+    reads ``image_bgr``, and a frame that nobody looks at (a live frame between two analysed
+    ones, one dropped from a full queue) is never converted."""
 
     stream_id: str
     index: int
     pts_seconds: float
     wall_time: float
-    image_bgr: np.ndarray = field(repr=False)
+    _image: np.ndarray | None = field(repr=False, compare=False)
+    _convert: Callable[[], np.ndarray] | None = field(repr=False, compare=False)
+    _lock: threading.Lock | None = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        _check_image("Frame.image_bgr", self.image_bgr)
-        if self.index < 0:
-            raise ValueError(f"Frame.index: expected >= 0 but got {self.index}")
+    def __init__(
+        self,
+        stream_id: str,
+        index: int,
+        pts_seconds: float,
+        wall_time: float,
+        image_bgr: np.ndarray | None = None,
+        *,
+        convert: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if (image_bgr is None) == (convert is None):
+            raise TypeError("Frame: expected either image_bgr or convert")
+        if image_bgr is not None:
+            _check_image("Frame.image_bgr", image_bgr)
+        if index < 0:
+            raise ValueError(f"Frame.index: expected >= 0 but got {index}")
+        set_ = object.__setattr__
+        set_(self, "stream_id", stream_id)
+        set_(self, "index", index)
+        set_(self, "pts_seconds", pts_seconds)
+        set_(self, "wall_time", wall_time)
+        set_(self, "_image", image_bgr)
+        set_(self, "_convert", convert)
+        set_(self, "_lock", None if convert is None else threading.Lock())
+
+    @property
+    def converted(self) -> bool:
+        """Whether the BGR pixels exist yet (reading ``image_bgr`` makes them)."""
+        return self._image is not None
+
+    @property
+    def image_bgr(self) -> np.ndarray:
+        """The (H, W, 3) uint8 BGR pixels."""
+        image = self._image
+        if image is not None:
+            return image
+        assert self._lock is not None  # made with convert
+        with self._lock:
+            image = self._image
+            if image is None:
+                assert self._convert is not None
+                image = self._convert()
+                _check_image("Frame.image_bgr", image)
+                object.__setattr__(self, "_image", image)
+                object.__setattr__(self, "_convert", None)  # the decoded picture can go
+        return image
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ preprocessing and the serving pipeline cut the same crops from the same frames."
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from dfstream.api import pipeline_settings
 from dfstream.backends.base import InferenceBackend
 from dfstream.config import AnalysisConfig
+from dfstream.cputime import StageClock
 from dfstream.faces import (
     AnalyzerSettings,
     FaceAnalyzer,
@@ -88,6 +90,57 @@ def test_analysis_rate_samples_by_media_time(live: bool) -> None:
     for r in results:
         assert r.boxes == ((0, FACE),)  # unsampled frames keep the latest boxes
         assert len(r.crops) == (1 if r.sampled else 0)
+
+
+def test_only_sampled_frames_of_a_lazy_source_are_converted() -> None:
+    """A live source hands frames over unconverted; the analyzer converts the ones it samples
+    (and bills that to ``convert``), the rest are never converted unless someone reads them."""
+    converted: list[int] = []
+
+    def lazy(frame: Frame) -> Frame:
+        def convert() -> np.ndarray:
+            converted.append(frame.index)
+            return frame.image_bgr
+
+        return Frame("s", frame.index, frame.pts_seconds, 0.0, convert=convert)
+
+    clock = StageClock()
+    settings = _settings(live_analysis_fps=10.0)
+    analyzer = FaceAnalyzer(ScriptedDetector(), settings, stream_id="s", live=True, clock=clock)
+    frames = [lazy(f) for f in _frames(16)]
+    results = [analyzer.analyze(f) for f in frames]
+    sampled = [r.frame.index for r in results if r.sampled]
+    assert sampled == [0, 3, 5, 8, 10, 13, 15]
+    assert converted == sampled
+    assert [f.converted for f in frames] == [i in sampled for i in range(16)]
+    assert "convert" in clock.seconds
+    assert int(frames[4].image_bgr[0, 0, 0]) == 4 and converted[-1] == 4  # read later: made then
+    assert frames[4].image_bgr is frames[4].image_bgr and converted.count(4) == 1
+
+
+def test_a_lazy_frame_converts_once_when_read_by_two_threads() -> None:
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def convert() -> np.ndarray:
+        calls.append(1)
+        gate.wait(5)
+        return np.zeros((4, 4, 3), np.uint8)
+
+    frame = Frame("s", 0, 0.0, 0.0, convert=convert)
+    seen: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: seen.append(frame.image_bgr)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert len(calls) == 1 and len(seen) == 2 and seen[0] is seen[1]
+    with pytest.raises(TypeError, match="either image_bgr or convert"):
+        Frame("s", 0, 0.0, 0.0)
+    bad = Frame("s", 0, 0.0, 0.0, convert=lambda: np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"Frame\.image_bgr"):
+        bad.image_bgr  # noqa: B018
 
 
 def test_files_without_a_rate_analyse_every_frame() -> None:

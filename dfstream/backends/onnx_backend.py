@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ class OnnxBackend(InferenceBackend):
         )
         sessions = _open_in_inference_thread(
             [
-                lambda name=name: _open_session(ort, folder / name, options, providers, provider)
+                partial(_open_session, ort, folder / name, options, providers, provider)
                 for name in (meta.cnn_file, meta.head_file)
             ]
         )

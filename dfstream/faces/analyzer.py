@@ -149,6 +149,9 @@ class FaceAnalyzer:
         """Sample, detect (every ``detect_every``-th sampled frame), track and crop ``frame``."""
         if not self._sample(frame.pts_seconds):
             return FrameAnalysis(frame, False, False, (), (), self._boxes)
+        if not frame.converted:  # a live source's frame: its pixels are made on first use
+            frame.image_bgr  # noqa: B018 - converts
+            self.clock.lap("convert")
         detected = self._since_restart % self.settings.detect_every == 0
         ended: list[int] = []
         if detected:

@@ -27,6 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Generator, Iterator
+from functools import partial
 from typing import Any
 
 import av
@@ -244,14 +245,15 @@ class LiveSource(Source):
                         first_time = seconds
                     pts = max(self._offset + seconds - first_time, self._last_pts + 1e-3)
                     self._last_pts = pts
-                    image = to_bgr(frame)
-                    self.clock.lap("convert")
+                    # Converted to BGR only if read: a live stream is analysed at a few frames
+                    # per second and the frames in between (and those a full queue drops) are
+                    # never looked at, unless an overlay or preview shows them.
                     yield Frame(
                         stream_id=self.stream_id,
                         index=index,
                         pts_seconds=pts,
                         wall_time=time.time(),
-                        image_bgr=image,
+                        convert=partial(to_bgr, frame),
                     )
                     index += 1
                     if self._stopping():
