@@ -50,9 +50,9 @@ class Frame:
     index: int
     pts_seconds: float
     wall_time: float
-    _image: np.ndarray | None = field(repr=False, compare=False)
-    _convert: Callable[[], np.ndarray] | None = field(repr=False, compare=False)
-    _lock: threading.Lock | None = field(repr=False, compare=False)
+    _image: np.ndarray | None = field(repr=False, compare=False, init=False)
+    _convert: Callable[[], np.ndarray] | None = field(repr=False, compare=False, init=False)
+    _lock: threading.Lock | None = field(repr=False, compare=False, init=False)
 
     def __init__(
         self,
@@ -78,6 +78,16 @@ class Frame:
         set_(self, "_image", image_bgr)
         set_(self, "_convert", convert)
         set_(self, "_lock", None if convert is None else threading.Lock())
+
+    def retimed(self, wall_time: float) -> Frame:
+        """This frame with another ``wall_time`` (pixels already made are shared; unconverted
+        ones are made by each copy on its own).
+        ``dataclasses.replace`` cannot copy a frame: its pixels are not an init field."""
+        copy = object.__new__(Frame)
+        for name in ("stream_id", "index", "pts_seconds", "_image", "_convert", "_lock"):
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "wall_time", wall_time)
+        return copy
 
     @property
     def converted(self) -> bool:

@@ -136,6 +136,8 @@ def test_a_lazy_frame_converts_once_when_read_by_two_threads() -> None:
     for t in threads:
         t.join(5)
     assert len(calls) == 1 and len(seen) == 2 and seen[0] is seen[1]
+    later = frame.retimed(7.0)  # e.g. a paced benchmark source re-stamping frames
+    assert later.wall_time == 7.0 and later.index == 0 and later.image_bgr is seen[0]
     with pytest.raises(TypeError, match="either image_bgr or convert"):
         Frame("s", 0, 0.0, 0.0)
     bad = Frame("s", 0, 0.0, 0.0, convert=lambda: np.zeros((4, 4), np.uint8))

@@ -11,7 +11,6 @@ Nothing here is used by ``dfstream SOURCE...`` itself.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import resource
@@ -254,7 +253,7 @@ class PacedSource(Source):
             delay = start + due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            yield dataclasses.replace(frame, wall_time=start_wall + due)
+            yield frame.retimed(start_wall + due)
 
     def close(self) -> None:
         """Close the inner source."""
