@@ -80,14 +80,13 @@ class Frame:
         set_(self, "_lock", None if convert is None else threading.Lock())
 
     def retimed(self, wall_time: float) -> Frame:
-        """This frame with another ``wall_time`` (pixels already made are shared; unconverted
-        ones are made by each copy on its own).
-        ``dataclasses.replace`` cannot copy a frame: its pixels are not an init field."""
-        copy = object.__new__(Frame)
-        for name in ("stream_id", "index", "pts_seconds", "_image", "_convert", "_lock"):
-            object.__setattr__(copy, name, getattr(self, name))
-        object.__setattr__(copy, "wall_time", wall_time)
-        return copy
+        """This frame with another ``wall_time``; both share one conversion of the pixels
+        (``dataclasses.replace`` cannot copy a frame: its pixels are not an init field)."""
+        if self._image is not None:
+            return Frame(self.stream_id, self.index, self.pts_seconds, wall_time, self._image)
+        return Frame(
+            self.stream_id, self.index, self.pts_seconds, wall_time, convert=lambda: self.image_bgr
+        )
 
     @property
     def converted(self) -> bool:

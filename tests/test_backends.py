@@ -17,6 +17,7 @@ from dfstream.backends.export import cached_export, export_onnx, parity, read_ex
 from dfstream.backends.onnx_backend import CPU_EP, CUDA_EP, OnnxBackend, choose_provider
 from dfstream.backends.torch_backend import TorchBackend, resolve_torch_precision
 from dfstream.config import AnalysisConfig
+from dfstream.cputime import read_threads
 from dfstream.errors import BackendUnavailable, UsageError
 from dfstream.model import compat_spec, load_weights, save_checkpoint, untrained_model
 from dfstream.model.checkpoint import LoadedModel
@@ -121,8 +122,7 @@ def test_onnx_head_scores_short_windows_like_torch(tmp_path: Path) -> None:
 
 
 def _thread_names() -> list[str]:
-    tasks = Path("/proc/self/task")
-    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+    return [name for name, _cpu in read_threads().values()]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")

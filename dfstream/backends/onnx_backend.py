@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +140,9 @@ class OnnxBackend(InferenceBackend):
         providers: list[Any] = (
             [(CUDA_EP, {"device_id": device_id}), CPU_EP] if provider == CUDA_EP else [CPU_EP]
         )
-        sessions = _open_in_inference_thread(
-            [
-                partial(_open_session, ort, folder / name, options, providers, provider)
+        sessions = _on_inference_thread(
+            lambda: [
+                _open_session(ort, folder / name, options, providers, provider)
                 for name in (meta.cnn_file, meta.head_file)
             ]
         )
@@ -179,19 +178,19 @@ class OnnxBackend(InferenceBackend):
         return f"{line}; {self.reason}" if self.reason else line
 
 
-def _open_in_inference_thread(openers: list[Callable[[], Any]]) -> list[Any]:
-    """Run the openers, in order, on a short-lived thread named like the inference worker.
+def _on_inference_thread(make: Callable[[], list[Any]]) -> list[Any]:
+    """``make()``, run on a short-lived thread named like the inference worker.
 
     ONNX Runtime starts a session's pool threads when the session is created and Linux gives
     them the creating thread's name, so created here they carry ``dfs-infer`` and the CPU
     account (``dfstream.cputime``) counts them as ``embed`` rather than as the caller's."""
-    results: list[Any] = []
+    made: list[Any] = []
     failure: list[BaseException] = []
 
     def work() -> None:
         name_thread(INFERENCE_THREAD)
         try:
-            results.extend(opener() for opener in openers)
+            made.extend(make())
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             failure.append(exc)
 
@@ -200,7 +199,7 @@ def _open_in_inference_thread(openers: list[Callable[[], Any]]) -> list[Any]:
     thread.join()
     if failure:
         raise failure[0]
-    return results
+    return made
 
 
 def _open_session(ort: Any, path: Path, options: Any, providers: list[Any], wanted: str) -> Any:
