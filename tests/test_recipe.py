@@ -3,6 +3,7 @@ tensors, the data roles of its splits, and one tiny run of every stage."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 
 from dfstream.api import pipeline_settings
 from dfstream.config import AnalysisConfig
+from dfstream.errors import UsageError
 from dfstream.faces import FaceAnalyzer, make_detector
 from dfstream.model import DeepfakeNet, load_weights, preprocess, save_checkpoint
 from dfstream.model.checkpoint import LoadedModel
@@ -136,6 +138,31 @@ def test_supervised_pairs_are_the_same_frames() -> None:
     assert real.frame_index[ri].tolist() == fake.frame_index[fi].tolist() == list(range(16))
 
 
+def test_aligned_patches_cut_both_members_of_a_pair_at_one_place() -> None:
+    rng = np.random.default_rng(0)
+    reals = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    fakes = reals.copy()
+    fakes[..., 0] ^= 1  # a fake differs from its twin in every pixel, by a known amount
+    crops = np.concatenate([reals, fakes])
+    patches = R.aligned_patches(crops, 12, rng)
+    assert patches.shape == (12, 12, 12, 3)
+    assert np.array_equal(patches[:6, ..., 0] ^ 1, patches[6:, ..., 0])
+    assert np.array_equal(patches[:6, ..., 1:], patches[6:, ..., 1:])
+    # each patch is a real window of its own crop, and the places differ between pairs
+    places = set()
+    for i in range(6):
+        hits = [
+            (y, x)
+            for y in range(21)
+            for x in range(21)
+            if np.array_equal(reals[i, y : y + 12, x : x + 12], patches[i])
+        ]
+        assert hits
+        places.add(hits[0])
+    assert len(places) > 1
+    assert R.aligned_patches(crops, 32, rng) is crops
+
+
 def test_threshold_rule() -> None:
     scores = np.linspace(0.0, 1.0, 101)
     assert R.calibrate(scores, 0.05) == pytest.approx(0.9)  # clipped at 0.9
@@ -168,6 +195,40 @@ def test_every_stage_runs_and_the_checkpoint_round_trips(variant: str, tmp_path:
         assert float(loaded.model(window)[0]) == pytest.approx(float(model(window)[0]), abs=1e-2)
     # one crop is a window too (photos, short tracks)
     assert len(R.window_scores(model, clips[-1])) == 3
+
+
+def test_frame_stage_on_patches_with_other_peoples_real_faces() -> None:
+    clips = _corpus()
+    settings = replace(R.RecipeSettings(), steps=3, pairs_per_step=4, patch=64, extra_reals=3)
+    split = R.make_split(clips, ["A"], val_group="B")
+    model = DeepfakeNet(R.recipe_spec(settings))
+    record, head = R.train_frame_classifier(model, split.train, "supervised", settings, print)
+    assert record["extra_reals_per_step"] == 3 and record["steps"] == 3
+    # trained on 64 px patches, the trunk still serves whole 112 px crops
+    with torch.no_grad():
+        feats = model.embed(preprocess(clips[0].crops[:2], model.spec))
+    assert head(feats).shape == (2, 1)
+    # the extra reals come from real videos and photos, never the DeepFaceLive streamers
+    only_pairs = [c for c in split.train if R._is_dfl(c)]
+    with pytest.raises(UsageError, match="other people"):
+        R.train_frame_classifier(model, only_pairs, "supervised", settings, print)
+
+
+def test_frame_probe_scores_held_out_face_models_and_tabulates(tmp_path: Path) -> None:
+    from training.research import frame_probe
+
+    clips = _corpus()
+    settings = replace(R.RecipeSettings(), steps=3, pairs_per_step=4)
+    groups = R._deepfacelive_groups(clips)
+    fold = frame_probe.run_fold(clips, groups, ["A", "C"], 0, "supervised", settings, print)
+    assert fold["test_groups"] == ["A", "C"] and fold["val_group"] in ("B", "D")
+    assert {v["group"] for v in fold["videos"]} == {"A", "C", "dfdc-x", "ffpp-519"}
+    assert 0.0 <= fold["dfl_video_auc"] <= 1.0 and 0.0 <= fold["fake_above_twin"] <= 1.0
+    summary = frame_probe.summarise([fold], settings, "supervised", [], 0.0)
+    path = tmp_path / "frame_probe_x.json"
+    path.write_text(json.dumps(summary), encoding="utf-8")
+    row = frame_probe.table([path]).splitlines()[-1]
+    assert row.startswith("| x | 1 | supervised | 0.2 | 112 |")
 
 
 def test_a_corpus_without_real_footage_is_a_usage_error(tmp_path: Path) -> None:

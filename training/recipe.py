@@ -49,6 +49,7 @@ from dfstream.faces import crop_face, crop_landmarks, make_detector, margin_for_
 from dfstream.model import DeepfakeNet, ModelSpec, native_spec, preprocess, save_checkpoint
 from dfstream.model.checkpoint import file_sha256
 from dfstream.model.efficientnet_lite import EfficientNetLite
+from dfstream.model.network import normalize_crops
 from dfstream.sources.image import decode_image
 from training.augment import AugmentSettings, augment_window
 from training.cache import CropCache, CropSettings, crop_segments
@@ -76,6 +77,11 @@ class RecipeSettings:
     detect_every: int = 1
     frozen_blocks: int = 5
     """Stem and the first blocks (stages 1-3 of Lite0) keep their ImageNet weights."""
+    extra_reals: int = 0
+    """Unpaired real crops of other people (real videos and photos) added to every step."""
+    patch: int = 0
+    """Train the frame stage on aligned random patches of this side (0: whole crops); serving
+    always sees the whole crop (the trunk is fully convolutional, features are pooled)."""
     steps: int = 1200
     pairs_per_step: int = 16
     lr: float = 4e-4
@@ -243,7 +249,8 @@ def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) ->
             )
         )
     photos = _real_photos(data)
-    arrays = _photo_crops(photos, s, work / "photos.npz", notice)
+    # named by the crop geometry, so that a --work shared by two margins never mixes them
+    arrays = _photo_crops(photos, s, work / f"photos-{s.size}px-margin{s.margin:g}.npz", notice)
     for number, photo in enumerate(photos):
         idx = np.flatnonzero(arrays["owner"] == number)
         if not len(idx):
@@ -416,6 +423,33 @@ def _draw_batch(
     return crops, labels
 
 
+def aligned_patches(crops: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` x ``size`` patch of each crop, the same place in both members of a pair
+    (``_draw_batch`` order: the first half real, the second half their fakes)."""
+    n = len(crops) // 2
+    side = crops.shape[1]
+    if size >= side:
+        return crops
+    out = np.empty((len(crops), size, size, crops.shape[3]), crops.dtype)
+    for i in range(n):
+        y, x = (int(v) for v in rng.integers(0, side - size + 1, 2))
+        out[i] = crops[i, y : y + size, x : x + size]
+        out[n + i] = crops[n + i, y : y + size, x : x + size]
+    return out
+
+
+def _draw_reals(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` crops of ``pool``, each with its own augmentation draw."""
+    settings = AugmentSettings()
+    picks = rng.integers(len(pool), size=n)
+    return np.stack(
+        [
+            augment_window(np.asarray(pool[i])[None], np.random.default_rng(int(seed)), settings)[0]
+            for i, seed in zip(picks, rng.integers(2**62, size=n), strict=True)
+        ]
+    )
+
+
 def train_frames(
     model: DeepfakeNet,
     train: Sequence[Clip],
@@ -424,6 +458,18 @@ def train_frames(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Stage 2, in place on ``model.model``; returns the stage's record."""
+    return train_frame_classifier(model, train, variant, s, log)[0]
+
+
+def train_frame_classifier(
+    model: DeepfakeNet,
+    train: Sequence[Clip],
+    variant: str,
+    s: RecipeSettings,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], nn.Linear]:
+    """Stage 2 (see ``train_frames``), also returning the linear frame classifier it trains on
+    the pooled features (the recipe drops it; ``training.research.frame_probe`` scores with it)."""
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     sup = supervised_pairs(train) if variant in ("supervised", "mixed") else []
@@ -435,6 +481,13 @@ def train_frames(
         raise UsageError("no real faces with landmarks to self-blend")
     n_sup = s.pairs_per_step if variant == "supervised" else (s.pairs_per_step // 2 if sup else 0)
     n_sbi = s.pairs_per_step - n_sup
+    # other people's real faces (real videos and photos, not the DeepFaceLive streamers): with
+    # pairs alone the fakes are a handful of face-model identities the network can memorise
+    pool = np.concatenate(
+        [c.crops for c in reals if not _is_dfl(c)] or [np.zeros((0, s.size, s.size, 3), np.uint8)]
+    )
+    if s.extra_reals and not len(pool):
+        raise UsageError("no real videos or photos of other people for the extra real crops")
     run_fixed, late = _split_trunk(model.model, s.frozen_blocks)
     params = [p for m in late for p in m.parameters()]
     frame_head = nn.Linear(model.spec.feature_dim, 1)
@@ -447,7 +500,20 @@ def train_frames(
     started, losses, hits = time.monotonic(), [], []
     for step in range(s.steps):
         crops, labels = _draw_batch(sup, sbi, n_sup, n_sbi, rng)
-        x = run_fixed(preprocess(crops, model.spec))
+        if s.patch:
+            crops = aligned_patches(crops, s.patch, rng)
+        if s.extra_reals:
+            extra = _draw_reals(pool, s.extra_reals, rng)
+            if s.patch:
+                extra = aligned_patches(np.concatenate([extra, extra]), s.patch, rng)[: len(extra)]
+            crops = np.concatenate([crops, extra])
+            labels = np.concatenate([labels, np.zeros(len(extra), np.float32)])
+        # patches are smaller than the spec's input: the same normalisation, without the
+        # size check of ``preprocess``
+        tensor = torch.from_numpy(np.ascontiguousarray(crops))
+        x = run_fixed(
+            normalize_crops(tensor, model.spec) if s.patch else preprocess(crops, model.spec)
+        )
         for m in late:
             m.train()
             x = m(x)
@@ -468,17 +534,20 @@ def train_frames(
                 f"acc {np.mean(hits[-100:]):.3f} {time.monotonic() - started:.0f}s"
             )
     model.eval()
-    return {
+    frame_head.eval()
+    record = {
         "variant": variant,
         "steps": s.steps,
         "pairs_supervised_per_step": n_sup,
         "pairs_sbi_per_step": n_sbi,
+        "extra_reals_per_step": s.extra_reals,
         "supervised_pair_videos": len(sup),
         "sbi_real_crops": 0 if sbi is None else len(sbi.crops),
         "final_loss": float(np.mean(losses[-100:])),
         "final_accuracy": float(np.mean(hits[-100:])),
         "seconds": round(time.monotonic() - started, 1),
     }
+    return record, frame_head
 
 
 # --- 3. head --------------------------------------------------------------------------------
@@ -755,7 +824,7 @@ def _settings_from(args: argparse.Namespace) -> RecipeSettings:
     s = RecipeSettings()
     changes = {
         k: getattr(args, k)
-        for k in ("steps", "head_steps", "size", "seed")
+        for k in ("steps", "head_steps", "size", "margin", "frozen_blocks", "patch", "seed")
         if getattr(args, k, None) is not None
     }
     return replace(s, **changes)
