@@ -163,6 +163,45 @@ def test_aligned_patches_cut_both_members_of_a_pair_at_one_place() -> None:
     assert R.aligned_patches(crops, 32, rng) is crops
 
 
+def test_head_starts_as_the_frame_classifier_and_centres_on_validation() -> None:
+    torch.manual_seed(0)
+    settings = R.RecipeSettings()
+    model = DeepfakeNet(R.recipe_spec(settings)).eval()
+    dim = model.spec.feature_dim
+    rng = np.random.default_rng(0)
+    # a frame classifier fitted on two clouds of features: it separates them
+    windows = R._Windows()
+    for k in range(40):
+        label = k % 2
+        centre = np.full(dim, 0.3 if label else -0.3, np.float32)
+        windows.add(centre + rng.normal(0, 1, (8, dim)).astype(np.float32), label)
+    head = R.fit_frame_classifier(windows)
+    with torch.no_grad():
+        z = head(torch.from_numpy(np.concatenate(windows.segments))).squeeze(1).numpy()
+    y = np.repeat(windows.labels, 8)
+    assert np.mean((z > 0) == (y == 1)) > 0.95
+    # the LSTM head then ranks one-frame windows exactly as the frame logit does
+    R.init_head_from_frame_classifier(model, head)
+    frames = torch.from_numpy(rng.normal(0, 1, (64, 1, dim)).astype(np.float32))
+    with torch.no_grad():
+        scores = model.score(frames).numpy()
+        logit = head(frames[:, 0]).squeeze(1).numpy()
+        projected = model.score_projected(model.project(frames[:, 0])[:, None]).numpy()
+    assert np.array_equal(np.argsort(scores), np.argsort(logit))
+    assert np.allclose(projected, scores, atol=1e-5)  # the product's reuse path agrees
+    # and a window of consistent evidence scores further from 0.5 than one of its frames
+    fake_like = frames[int(np.argmax(logit))].repeat(8, 1)[None]
+    with torch.no_grad():
+        assert float(model.score(fake_like)[0]) > float(scores.max())
+    # centring: the validation REAL windows' 95th percentile becomes 0.5, ranks unchanged
+    R.centre_on_validation(model, scores, 0.05)
+    with torch.no_grad():
+        after = model.score(frames).numpy()
+    assert np.quantile(after, 0.95) == pytest.approx(0.5, abs=0.02)
+    assert np.array_equal(np.argsort(after), np.argsort(scores))
+    assert R.calibrate(after, 0.05) == pytest.approx(0.5, abs=0.02)
+
+
 def test_threshold_rule() -> None:
     scores = np.linspace(0.0, 1.0, 101)
     assert R.calibrate(scores, 0.05) == pytest.approx(0.9)  # clipped at 0.9
@@ -228,7 +267,7 @@ def test_frame_probe_scores_held_out_face_models_and_tabulates(tmp_path: Path) -
     path = tmp_path / "frame_probe_x.json"
     path.write_text(json.dumps(summary), encoding="utf-8")
     row = frame_probe.table([path]).splitlines()[-1]
-    assert row.startswith("| x | 1 | supervised | 0.2 | 112 |")
+    assert row.startswith("| x | 1 | supervised | 0 | 112 |")
 
 
 def test_a_corpus_without_real_footage_is_a_usage_error(tmp_path: Path) -> None:

@@ -168,10 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="train the frame stage on aligned patches of this side (0: whole crops)",
         )
+        p.add_argument(
+            "--head-init",
+            choices=("frame", "random"),
+            default=None,
+            help="start the LSTM head as the frame classifier (frame, default) or at random",
+        )
         p.add_argument("--seed", type=int, default=None)
         if name == "recipe":
-            p.add_argument("--variant", choices=("sbi", "supervised", "mixed"), default="mixed")
-            p.add_argument("--name", default="dfstream-lite0-v1", help="the model's name")
+            p.add_argument(
+                "--variant", choices=("sbi", "supervised", "mixed"), default="supervised"
+            )
+            p.add_argument("--name", default="dfstream-lite0-v2", help="the model's name")
             p.add_argument(
                 "--val-group",
                 default=None,

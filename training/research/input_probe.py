@@ -30,29 +30,6 @@ from training.preprocess import DetectorChoice, run_preprocess
 from training.train import load_imagenet
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by full-batch L-BFGS (torch); (weights, bias)."""
-    xs = torch.from_numpy(x).double()
-    mean, std = xs.mean(0), xs.std(0) + 1e-6
-    xs = (xs - mean) / std
-    ys = torch.from_numpy(y).double()
-    w = torch.zeros(xs.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(xs @ w + b, ys)
-        loss = loss + (w @ w) / (2 * c * len(ys))
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    weights = (w / std).detach().numpy()
-    bias = float(b.detach()) - float((mean / std) @ w.detach())
-    return weights, bias
-
-
 def probe(data: Path, work: Path, margin: float, size: int, frames: int) -> dict[str, Any]:
     rows = [
         r
@@ -84,7 +61,7 @@ def probe(data: Path, work: Path, margin: float, size: int, frames: int) -> dict
         (test if entry.group in held else train).append((feats, int(entry.label == "FAKE")))
     x = np.concatenate([f for f, _ in train])
     y = np.concatenate([[label] * len(f) for f, label in train]).astype(np.float64)
-    w, b = _logistic(x, y, c=0.01 * len(y))
+    w, b = R.fit_logistic(x, y, c=0.01 * len(y))
     frame_y = np.concatenate([[label] * len(f) for f, label in test])
     frame_s = np.concatenate([f @ w + b for f, _ in test])
     video_s = np.array([float((f @ w + b).mean()) for f, _ in test])

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.research.sbi_heldout", description=__doc__)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
-    p.add_argument("--work", type=Path, default=Path("runs/sbi_heldout"), help="crop cache")
+    p.add_argument(
+        "--work", type=Path, default=Path("runs/sbi_heldout"), help="crop cache (one per margin)"
+    )
     p.add_argument("--pairs", type=int, default=40, help="self-blend pairs per clip (40)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/sbi_heldout.json"))
@@ -59,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.model or default_model_path()
     loaded = load_weights(path)
     model = loaded.model.eval()
-    settings = R.RecipeSettings()
+    # crops cut the way this model was trained and is served (its spec's margin and size)
+    settings = replace(
+        R.RecipeSettings(), margin=model.spec.crop_margin, size=model.spec.input_size
+    )
     clips = [
         c
         for c in R.build_corpus(args.data, args.work, settings, console)
