@@ -12,12 +12,17 @@ models it never trained on. Both use the same stages:
    classifier on pairs drawn fresh every step: *supervised* pairs (a DeepFaceLive frame and its
    real twin, one augmentation draw for both) and *self-blended* pairs (a real crop and its
    self-blend, ``training.sbi_pairs``).
-3. **head** - the LSTM head trained on the frozen CNN's features of whole windows, every frame of
-   a window manipulated or none, window lengths drawn from 1..T so that a photo (one frame) and a
-   short track score too.
-4. **threshold** - the default threshold is the 95th percentile of the validation REAL windows'
-   scores (5% window-level false-FAKE rate on real footage never trained on), kept within
-   [0.1, 0.9]; stored in the checkpoint.
+3. **head** - the LSTM head over windows of 1..T frames, started as the frame classifier: a
+   logistic regression fitted on the frozen trunk's features of every frame of the training
+   windows (every frame of a window manipulated or none), set into one LSTM unit as a leaky
+   accumulator of the frame logit (``init_head_from_frame_classifier``), so a photo (one frame)
+   and a short track score too. By default it is not trained further (``head_steps`` 0): on the
+   cross-validation folds a head trained on the training clips' features - which the trunk has
+   memorised - ranked held-out face models worse than this one (README, "Detection quality").
+4. **threshold** - the classifier's bias is shifted so that the 95th percentile of the
+   validation REAL windows' scores is 0.5 (``centre_on_validation``: a 5% window-level false-FAKE
+   rate on real footage never trained on); the default threshold is then that percentile again
+   (0.5 up to interpolation), kept within [0.1, 0.9], and stored in the checkpoint.
 
 Data roles, which never mix: ``mini/`` and ``dev/dfdc/`` never train (they are measured only);
 a validation set (every fourth real video and photo by name, and one DeepFaceLive face model)
@@ -998,7 +1003,7 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
         "threshold": record["threshold"],
         "threshold_rule": (
             f"{100 * (1 - s.target_false_fake):.0f}th percentile of validation REAL window "
-            "scores, within [0.1, 0.9]"
+            "scores (the classifier's bias centres it on 0.5), within [0.1, 0.9]"
         ),
         "recipe": asdict(s),
         "variant": args.variant,
