@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--steps", type=_positive, default=None, help="frame-stage steps")
         p.add_argument("--head-steps", type=_positive, default=None, help="head-stage steps")
         p.add_argument("--size", type=_positive, default=None, help="input size in pixels")
-        p.add_argument("--margin", type=float, default=None, help="crop margin (0.2)")
+        p.add_argument(
+            "--margin", type=float, default=None, help="crop margin around the box (0.0)"
+        )
         p.add_argument(
             "--frozen-blocks", type=int, default=None, help="Lite0 blocks kept frozen (5)"
         )
