@@ -191,7 +191,7 @@ def test_live_streams_benchmark_reports_every_stream(tmp_path: Path) -> None:
     (stream,) = result["per_stream"]
     assert stream["frames_decoded"] > 100  # 30 fps camera, real time
     assert 0 < stream["analysed_fps"] <= 11  # the live default samples ~10 frames/s
-    assert result["model"] == "dfstream-lite0-v1"
+    assert result["model"] == "dfstream-lite0-v2"
     assert set(result["met"]) == {
         "no_stream_starved",
         "latency_p95_under_500ms",

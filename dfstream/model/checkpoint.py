@@ -61,7 +61,7 @@ class LoadedModel:
     @property
     def name(self) -> str:
         """The model as a user sees it named: the checkpoint's ``info["name"]`` (for example
-        ``dfstream-lite0-v1``), else the weights file's name, else ``untrained (seed N)``."""
+        ``dfstream-lite0-v2``), else the weights file's name, else ``untrained (seed N)``."""
         given = self.info.get("name")
         if isinstance(given, str) and given.strip():
             return given.strip()
