@@ -1042,6 +1042,7 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
             },
             "machine": machine,
             "model_sha256": _hash_file(out_model),
+            "default_sha256": _hash_file(args.out / "default.pt"),
         }
     )
     (args.out / "recipe.json").write_text(
