@@ -211,3 +211,15 @@ def test_a_ray_driver_names_the_model_and_its_threshold_without_loading_it(tmp_p
     )
     _, given = driver_model(dfstream.AnalysisConfig(weights=weights, threshold=0.8))
     assert (given.threshold, given.threshold_source) == (0.8, "--threshold")
+
+
+def test_the_shipped_model_can_score_a_window_fake() -> None:
+    """A head whose highest score sits at its threshold can never give a FAKE verdict (v2's
+    first build: ceiling 0.5008 at threshold 0.500). The shipped model must reach past the
+    UNCERTAIN band with room to spare."""
+    from training.recipe import score_ceiling
+
+    loaded = load_weights(default_model_path())
+    threshold = float(loaded.info["threshold"])
+    band = ScoringSettings().hysteresis
+    assert score_ceiling(loaded.model.float().eval()) > threshold + band + 0.1

@@ -202,6 +202,51 @@ def test_head_starts_as_the_frame_classifier_and_centres_on_validation() -> None
     assert R.calibrate(after, 0.05) == pytest.approx(0.5, abs=0.02)
 
 
+def test_accumulator_gain_keeps_memorised_frame_logits_off_the_rails() -> None:
+    """Training frames the trunk has memorised have frame logits far from 0; at a fixed gain
+    their windows all tie at the score ceiling. The recipe's gain keeps them ranked."""
+    torch.manual_seed(0)
+    model = DeepfakeNet(R.recipe_spec(R.RecipeSettings())).eval()
+    dim = model.spec.feature_dim
+    rng = np.random.default_rng(1)
+    windows = R._Windows()
+    for k in range(40):
+        label = k % 2
+        centre = np.full(dim, 3.0 if label else -3.0, np.float32)  # far apart: |z| large
+        windows.add(centre + rng.normal(0, 1, (8, dim)).astype(np.float32), label)
+    head = R.fit_frame_classifier(windows)
+    gain = R.frame_logit_gain(windows, head)
+    x = torch.from_numpy(np.concatenate(windows.segments))
+    with torch.no_grad():
+        z = head(x).squeeze(1).numpy()
+    assert np.quantile(np.abs(gain * z), 0.95) == pytest.approx(1.0, rel=1e-3)
+    fakes = torch.from_numpy(np.stack([w for w, y in zip(windows.segments, windows.labels) if y]))
+
+    def fake_scores(g: float) -> np.ndarray:
+        """The fake windows' FAKE-minus-REAL logits (ties in them are ties in the scores)."""
+        R.init_head_from_frame_classifier(model, head, gain=g)
+        with torch.no_grad():
+            logits = model.logits(fakes).double()
+        fake = model.spec.fake_index
+        return (logits[:, fake] - logits[:, 1 - fake]).numpy()
+
+    # a gain far too large for these logits (as the fixed 0.3 was for the trunk's): every fake
+    # window at the same ceiling, and centred on such windows the ceiling is the threshold
+    pinned = fake_scores(300.0 / np.abs(z).mean())
+    assert np.ptp(pinned) < 1e-3
+    with torch.no_grad():
+        R.centre_on_validation(model, model.score(fakes).numpy(), 0.05)
+    assert R.score_ceiling(model) < 0.52
+    # the data's gain: ranked apart, and the centred head can still score well above 0.5
+    ranked = fake_scores(gain)
+    assert np.ptp(ranked) > 100 * np.ptp(pinned)
+    reals = torch.from_numpy(np.stack([w for w, y in zip(windows.segments, windows.labels) if not y]))
+    with torch.no_grad():
+        R.centre_on_validation(model, model.score(reals).numpy(), 0.05)
+    assert R.score_ceiling(model) > 0.8
+    assert R.frame_logit_gain(R._Windows(), head) == 0.3  # nothing paired: the fixed default
+
+
 def test_threshold_rule() -> None:
     scores = np.linspace(0.0, 1.0, 101)
     assert R.calibrate(scores, 0.05) == pytest.approx(0.9)  # clipped at 0.9
