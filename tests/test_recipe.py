@@ -220,7 +220,8 @@ def test_accumulator_gain_keeps_memorised_frame_logits_off_the_rails() -> None:
     with torch.no_grad():
         z = head(x).squeeze(1).numpy()
     assert np.quantile(np.abs(gain * z), 0.95) == pytest.approx(1.0, rel=1e-3)
-    fakes = torch.from_numpy(np.stack([w for w, y in zip(windows.segments, windows.labels) if y]))
+    by_label = list(zip(windows.segments, windows.labels, strict=True))
+    fakes = torch.from_numpy(np.stack([w for w, y in by_label if y]))
 
     def fake_scores(g: float) -> np.ndarray:
         """The fake windows' FAKE-minus-REAL logits (ties in them are ties in the scores)."""
@@ -240,7 +241,7 @@ def test_accumulator_gain_keeps_memorised_frame_logits_off_the_rails() -> None:
     # the data's gain: ranked apart, and the centred head can still score well above 0.5
     ranked = fake_scores(gain)
     assert np.ptp(ranked) > 100 * np.ptp(pinned)
-    reals = torch.from_numpy(np.stack([w for w, y in zip(windows.segments, windows.labels) if not y]))
+    reals = torch.from_numpy(np.stack([w for w, y in by_label if not y]))
     with torch.no_grad():
         R.centre_on_validation(model, model.score(reals).numpy(), 0.05)
     assert R.score_ceiling(model) > 0.8

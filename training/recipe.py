@@ -648,17 +648,23 @@ def fit_logistic(
     return coef, bias
 
 
-def fit_frame_classifier(windows: _Windows, c: float = 0.01) -> nn.Linear:
-    """A linear FAKE classifier of single frames: logistic regression on every frame of the
-    head's paired training windows (each frame labelled as its window), classes weighted
-    equally. Measured: fitted on every window instead (real videos and photos with no fake of
-    their own footage), it learned the footage - FF++/DFDC AUC 0.09 on cv fold 0."""
+def paired_frames(windows: _Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of the paired windows (features, label of its window)."""
     keep = [k for k, paired in enumerate(windows.paired) if paired]
     x = np.concatenate([windows.segments[k] for k in keep] or [np.zeros((0, 1), np.float32)])
     y = np.concatenate(
         [np.full(len(windows.segments[k]), windows.labels[k], np.float64) for k in keep]
         or [np.zeros(0)]
     )
+    return x, y
+
+
+def fit_frame_classifier(windows: _Windows, c: float = 0.01) -> nn.Linear:
+    """A linear FAKE classifier of single frames: logistic regression on every frame of the
+    head's paired training windows (each frame labelled as its window), classes weighted
+    equally. Measured: fitted on every window instead (real videos and photos with no fake of
+    their own footage), it learned the footage - FF++/DFDC AUC 0.09 on cv fold 0."""
+    x, y = paired_frames(windows)
     counts = np.bincount(y.astype(int), minlength=2).astype(np.float64)
     if not counts.all():
         raise UsageError("the head needs real and fake windows; check the training data")
@@ -671,6 +677,10 @@ def fit_frame_classifier(windows: _Windows, c: float = 0.01) -> nn.Linear:
     return head
 
 
+FIXED_GAIN = 0.3
+"""The accumulator's candidate gain when no training frames set it (the head's first value)."""
+
+
 def frame_logit_gain(windows: _Windows, frame_head: nn.Linear, quantile: float = 0.95) -> float:
     """The candidate gain of the head's accumulator: one over the ``quantile`` of ``|z|`` on the
     paired training frames, so ``tanh(gain * z)`` stays off its rails for the frames that
@@ -679,19 +689,18 @@ def frame_logit_gain(windows: _Windows, frame_head: nn.Linear, quantile: float =
     frames saturated the candidate, most windows tied at the score ceiling, and centring put
     that ceiling at the threshold (the supervised variant called no FF++/DFDC fake FAKE in any
     fold)."""
-    keep = [k for k, paired in enumerate(windows.paired) if paired]
-    if not keep:
-        return 0.3
-    x = torch.from_numpy(np.concatenate([windows.segments[k] for k in keep]))
+    x, _ = paired_frames(windows)
+    if not len(x):
+        return FIXED_GAIN
     with torch.no_grad():
-        z = frame_head(x).squeeze(1).abs().numpy()
+        z = frame_head(torch.from_numpy(x)).squeeze(1).abs().numpy()
     scale = float(np.quantile(z, quantile))
     return 1.0 / scale if scale > 1e-6 else 1.0
 
 
 @torch.no_grad()
 def init_head_from_frame_classifier(
-    model: DeepfakeNet, frame_head: nn.Linear, *, gain: float = 0.3, keep: float = 0.5
+    model: DeepfakeNet, frame_head: nn.Linear, *, gain: float = FIXED_GAIN, keep: float = 0.5
 ) -> None:
     """Start the LSTM head as the frame stage's own classifier, smoothed over the window.
 
@@ -847,8 +856,8 @@ def score_ceiling(model: DeepfakeNet, steps: int = 150) -> float:
         logits = model.logits(x.clamp(0.0, 6.0))[0].float()
         margin = logits[fake] - logits[1 - fake]  # the score's logit: never flat like 0 or 1
         best = max(best, float(margin.detach()))
-        optimizer.zero_grad()
-        (-margin).backward()
+        # the gradient of the features only: the model's parameters collect no .grad
+        (x.grad,) = torch.autograd.grad(-margin, [x])
         optimizer.step()
     return 1.0 / (1.0 + math.exp(-best))
 
