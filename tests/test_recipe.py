@@ -352,3 +352,85 @@ def test_cv_summary_pools_the_held_out_videos_of_every_fold() -> None:
     assert summary["variants"]["mixed"]["pooled_dfl_auc"] == pytest.approx(0.75)
     table = R.cv_markdown(summary)
     assert table.count("| mixed |") == 2 and "pooled DFL AUC 0.750" in table
+
+
+def _tiny_data(shared_dir: Path, root: Path) -> Path:
+    """A data folder shaped like ``../shared/data``: two DeepFaceLive face models (one pair each),
+    one real video and four photos, all links to the shared files."""
+    data = shared_dir / "data"
+    pairs = {"Kim_Jarrey": "Kim_Jarrey_1", "Silwan_Stillwone": "Silwan_Stillwone_3"}
+    rows = ["path,label,generator,face_model,pair,group"]
+    for group, pair in pairs.items():
+        for label, kind in (("REAL", "real"), ("FAKE", "fake")):
+            source = data / "dev" / "deepfacelive" / kind / f"{pair}.mp4"
+            if not source.is_file():
+                pytest.skip(f"{source} is absent from ../shared")
+            target = root / "dev" / "deepfacelive" / kind / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
+            generator, face_model = ("original", "") if label == "REAL" else ("deepfacelive", group)
+            rows.append(f"deepfacelive/{kind}/{source.name},{label},{generator},{face_model},"
+                        f"{pair},{group}")  # fmt: skip
+    (root / "dev" / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    video = root / "real" / "videos" / "misc" / "d10.mp4"
+    video.parent.mkdir(parents=True)
+    video.symlink_to(data / "real" / "videos" / "liveportrait" / "d10.mp4")
+    photos = root / "real" / "images" / "driving"
+    photos.mkdir(parents=True)
+    for name in ("d8.jpg", "d9.jpg", "d12.jpg", "d19.jpg"):
+        (photos / name).symlink_to(
+            data / "real" / "images" / "LivePortrait" / "assets" / "examples" / "driving" / name
+        )
+    return root
+
+
+def test_the_recipe_command_builds_a_model_that_dfstream_serves(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    from dfstream.cli import main as dfstream_main
+    from dfstream.model.checkpoint import file_sha256
+    from training.cli import main as training_main
+
+    data = _tiny_data(shared_dir, tmp_path / "data")
+    out = tmp_path / "run"
+    argv = ["recipe", "--data", str(data), "--out", str(out), "--steps", "2",
+            "--val-group", "Silwan_Stillwone", "--name", "tiny-recipe-test"]  # fmt: skip
+    assert training_main(argv) == 0
+    record = json.loads((out / "recipe.json").read_text(encoding="utf-8"))
+    assert record["name"] == "tiny-recipe-test" and record["settings"]["steps"] == 2
+    # the log names what trained, what validated and the hash of the file to ship
+    dfl = "dev/deepfacelive/{}/{}.mp4".format
+    assert record["data"]["train"] == [
+        dfl("fake", "Kim_Jarrey_1"),
+        dfl("real", "Kim_Jarrey_1"),
+        "real/videos/misc/d10.mp4",
+    ]
+    assert record["data"]["validation"] == [
+        dfl("fake", "Silwan_Stillwone_3"),
+        dfl("real", "Silwan_Stillwone_3"),
+    ]
+    assert record["data"]["train_photos"] + record["data"]["validation_photos"] == 4
+    # every file that went in has its own hash: a fake and its real twin share a file name
+    hashes = record["data"]["file_hashes"]
+    assert len(hashes) == 4 + 1 + 4
+    assert hashes[dfl("fake", "Kim_Jarrey_1")] != hashes[dfl("real", "Kim_Jarrey_1")]
+    assert hashes["real/videos/misc/d10.mp4"] == file_sha256(data / "real/videos/misc/d10.mp4")[:16]
+    assert record["default_sha256"] == file_sha256(out / "default.pt")[:16]
+    assert 0.0 < record["score_ceiling"] <= 1.0
+    assert "model ->" in (out / "recipe.log").read_text(encoding="utf-8")
+    shipped = load_weights(out / "default.pt")
+    assert shipped.threshold == pytest.approx(record["threshold"])
+    assert shipped.info["name"] == "tiny-recipe-test"
+    # a second run reuses the crop cache and rebuilds the same model from the same seed
+    assert training_main(argv) == 0
+    again = json.loads((out / "recipe.json").read_text(encoding="utf-8"))
+    assert again["threshold"] == pytest.approx(record["threshold"], abs=1e-6)
+    # the product serves the file: a photo scored with the recipe's model, named in the JSONL
+    jsonl = tmp_path / "photo.jsonl"
+    photo = data / "real" / "images" / "driving" / "d8.jpg"
+    args = [str(photo), "--weights", str(out / "default.pt"), "--no-dashboard",
+            "--jsonl", str(jsonl), "--backend", "torch", "--precision", "fp32"]  # fmt: skip
+    assert dfstream_main(args) == 0
+    events = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert any(e["type"] == "score" for e in events)
+    assert "tiny-recipe-test" in json.dumps([e for e in events if e["type"] == "summary"])

@@ -38,6 +38,7 @@ import hashlib
 import json
 import math
 import platform
+import posixpath
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -128,6 +129,13 @@ class Clip:
     landmarks: np.ndarray
     photo: bool = False
     features: np.ndarray | None = field(default=None, repr=False)
+    name: str = ""
+    """The file as the data folder names it (``dev/deepfacelive/fake/X.mp4``): a fake and its
+    real twin share a file name, so logs key files by this."""
+
+    @property
+    def logged_name(self) -> str:
+        return self.name or Path(self.path).name
 
     @property
     def fake(self) -> bool:
@@ -224,12 +232,22 @@ def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) ->
         entries.append(
             Entry(path, row["label"], row["generator"], (group,), split="train", group=group)  # type: ignore[arg-type]
         )
-        meta[path] = {"generator": row["generator"], "group": group, "pair": row["pair"]}
+        meta[path] = {
+            "generator": row["generator"],
+            "group": group,
+            "pair": row["pair"],
+            "name": posixpath.normpath(f"dev/{row['path']}"),
+        }
     for video in _real_videos(data):
         path = str(video.resolve())
         group = f"real:{video.relative_to(data / 'real' / 'videos')}"
         entries.append(Entry(path, "REAL", "real", (group,), split="train", group=group))
-        meta[path] = {"generator": "original", "group": group, "pair": ""}
+        meta[path] = {
+            "generator": "original",
+            "group": group,
+            "pair": "",
+            "name": video.relative_to(data).as_posix(),
+        }
     if not any(e.label == "REAL" for e in entries):
         raise UsageError(f"{data}: no real footage found (real/videos, dev/labels.csv)")
     cache_root = work / "crops"
@@ -257,6 +275,7 @@ def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) ->
                 track=loaded.track,
                 run=loaded.run,
                 landmarks=loaded.landmarks,
+                name=m["name"],
             )
         )
     photos = _real_photos(data)
@@ -280,6 +299,7 @@ def build_corpus(data: Path, work: Path, s: RecipeSettings, console: Console) ->
                 run=np.zeros(len(idx), np.int32),
                 landmarks=arrays["landmarks"][idx],
                 photo=True,
+                name=photo.relative_to(data).as_posix(),
             )
         )
     return clips
@@ -1091,14 +1111,12 @@ def cmd_recipe(args: argparse.Namespace, console: Console) -> int:
             "wall_seconds": round(time.monotonic() - started, 1),
             "data": {
                 "labels_csv": _hash_file(args.data / "dev" / "labels.csv"),
-                "train": sorted(Path(c.path).name for c in split.train if not c.photo),
+                "train": sorted(c.logged_name for c in split.train if not c.photo),
                 "train_photos": sum(c.photo for c in split.train),
-                "validation": sorted(Path(c.path).name for c in split.val if not c.photo),
+                "validation": sorted(c.logged_name for c in split.val if not c.photo),
                 "validation_photos": sum(c.photo for c in split.val),
-                "measured_only": sorted(Path(c.path).name for c in split.test),
-                "file_hashes": {
-                    Path(c.path).name: _hash_file(Path(c.path)) for c in clips if not c.photo
-                },
+                "measured_only": sorted(c.logged_name for c in split.test),
+                "file_hashes": {c.logged_name: _hash_file(Path(c.path)) for c in clips},
             },
             "machine": machine,
             "model_sha256": _hash_file(out_model),
