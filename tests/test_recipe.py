@@ -425,6 +425,7 @@ def test_the_recipe_command_builds_a_model_that_dfstream_serves(
     assert training_main(argv) == 0
     again = json.loads((out / "recipe.json").read_text(encoding="utf-8"))
     assert again["threshold"] == pytest.approx(record["threshold"], abs=1e-6)
+    assert again["default_sha256"] == record["default_sha256"]
     # the product serves the file: a photo scored with the recipe's model, named in the JSONL
     jsonl = tmp_path / "photo.jsonl"
     photo = data / "real" / "images" / "driving" / "d8.jpg"

@@ -972,6 +972,9 @@ def fit(
     With ``stage_dir``, the frame stage's trunk (``frames.pt``) and every clip's features
     (``features.npz``) are kept there and reused by a rerun, so an interrupted run resumes
     after its frame stage and the head can be retrained in seconds."""
+    # the LSTM's other units keep their random initial weights: seeded, so that a rerun
+    # writes the same file byte for byte
+    torch.manual_seed(s.seed)
     model = DeepfakeNet(recipe_spec(s))
     load_imagenet(model, log)
     record: dict[str, Any] = {"variant": variant, "train_clips": len(split.train)}
