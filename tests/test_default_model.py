@@ -70,6 +70,20 @@ def test_shipped_path_is_package_data_and_documented() -> None:
         assert load_weights(path).info.get("name")
 
 
+def test_the_shipped_model_is_the_file_its_recipe_log_names() -> None:
+    """The model card's figures and the log's data hashes belong to the shipped weights only if
+    the log beside them was written by the run that produced this very file."""
+    from dfstream.model.checkpoint import file_sha256
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip("no default model shipped in this checkout")
+    log = json.loads((path.parent / "recipe.json").read_text(encoding="utf-8"))
+    assert log["default_sha256"] == file_sha256(path)[:16]
+    assert log["name"] == load_weights(path).info["name"]
+    assert log["threshold"] == pytest.approx(load_weights(path).threshold)
+
+
 def test_cli_without_weights_uses_the_default_model(
     tmp_path: Path,
     clip_path: Path,
