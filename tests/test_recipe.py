@@ -314,6 +314,35 @@ def test_frame_probe_scores_held_out_face_models_and_tabulates(tmp_path: Path) -
     path.write_text(json.dumps(summary), encoding="utf-8")
     row = frame_probe.table([path]).splitlines()[-1]
     assert row.startswith("| x | 1 | supervised | 0 | 112 |")
+    assert fold["train_groups"] == sorted({"B", "D"} - {fold["val_group"]})
+    assert "| all |" in row
+
+
+def test_frame_probe_learning_curve_trains_on_fewer_face_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from training.research import frame_probe
+
+    clips = _corpus()
+    settings = replace(R.RecipeSettings(), steps=2, pairs_per_step=4)
+    groups = R._deepfacelive_groups(clips)
+    seen: list[str] = []
+    real = R.train_frame_classifier
+
+    def spy(model, train, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend(sorted({c.group for c in train if R._is_dfl(c)}))
+        assert any(not R._is_dfl(c) for c in train)  # real footage still trains
+        return real(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(R, "train_frame_classifier", spy)
+    fold = frame_probe.run_fold(clips, groups, ["A"], 0, "supervised", settings, print, 1)
+    # two face models could train (B, C, D less the validation one); one did
+    assert len(fold["train_groups"]) == 1 and seen == fold["train_groups"]
+    assert fold["train_groups"][0] not in ("A", fold["val_group"])
+    # held-out and validation clips are untouched
+    assert {v["group"] for v in fold["videos"]} == {"A", "dfdc-x", "ffpp-519"}
+    summary = frame_probe.summarise([fold], settings, "supervised", [], 0.0, 1)
+    assert summary["train_groups"] == 1
 
 
 def test_a_corpus_without_real_footage_is_a_usage_error(tmp_path: Path) -> None:

@@ -135,4 +135,6 @@ def preprocess(crops: np.ndarray, spec: ModelSpec) -> torch.Tensor:
             f"crops: expected {spec.input_size}x{spec.input_size} but got "
             f"{crops.shape[1]}x{crops.shape[2]}"
         )
+    if not crops.flags.writeable:  # a read-only cache array: torch warns on wrapping one
+        crops = crops.copy()
     return normalize_crops(torch.from_numpy(np.ascontiguousarray(crops)), spec).contiguous()

@@ -63,10 +63,24 @@ def run_fold(
     variant: str,
     s: R.RecipeSettings,
     log: Any,
+    train_groups: int = 0,
 ) -> dict[str, Any]:
     remaining = [g for g in groups if g not in held_out]
     val_group = remaining[int(np.random.default_rng(s.seed + number).integers(len(remaining)))]
     split = R.make_split(clips, held_out, val_group)
+    trained = sorted({c.group for c in split.train if R._is_dfl(c)})
+    if train_groups:
+        # a learning curve: only ``train_groups`` of the fold's training face models train
+        # (seeded per fold); held-out, validation and real footage stay as they are
+        keep = set(
+            np.random.default_rng(s.seed + 100 + number).choice(
+                trained, min(train_groups, len(trained)), replace=False
+            )
+        )
+        split = replace(
+            split, train=[c for c in split.train if not R._is_dfl(c) or c.group in keep]
+        )
+        trained = sorted(keep)
     model = DeepfakeNet(R.recipe_spec(s))
     load_imagenet(model, log)
     record, head = R.train_frame_classifier(model, split.train, variant, s, log)
@@ -84,6 +98,7 @@ def run_fold(
         "fold": number,
         "test_groups": held_out,
         "val_group": val_group,
+        "train_groups": trained,
         "frames": record,
         "dfl_frame_auc": _auc(
             [float(x) for c in dfl if c.fake for x in scores[id(c)]],
@@ -109,6 +124,7 @@ def summarise(
     variant: str,
     argv: list[str] | None,
     started: float,
+    train_groups: int = 0,
 ) -> dict[str, Any]:
     """The probe's record: settings, pooled and mean figures, every fold."""
     pooled = [v for r in results for v in r["videos"] if v["group"] in r["test_groups"]]
@@ -130,6 +146,7 @@ def summarise(
             )
         },
         "variant": variant,
+        "train_groups": train_groups or "all",
         "pooled_dfl_video_auc": _auc(
             [v["score"] for v in pooled if v["label"] == "FAKE"],
             [v["score"] for v in pooled if v["label"] == "REAL"],
@@ -153,9 +170,9 @@ def table(paths: list[Path]) -> str:
     """Markdown table of probe result files, one row each."""
     lines = [
         "| probe | folds | variant | margin | size | patch | frozen | steps | extra reals "
-        "| DFL video AUC pooled | DFL video AUC mean | DFL frame AUC mean | fake above twin "
-        "| FF++/DFDC AUC | real false-FAKE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| face models trained | DFL video AUC pooled | DFL video AUC mean | DFL frame AUC mean "
+        "| fake above twin | FF++/DFDC AUC | real false-FAKE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
@@ -164,7 +181,8 @@ def table(paths: list[Path]) -> str:
             f"| {path.stem.removeprefix('frame_probe_')} | {len(r['folds'])} | {r['variant']} | "
             f"{s['margin']:g} | "
             f"{s['size']} | {s.get('patch', 0) or '-'} | {s['frozen_blocks']} | {s['steps']} | "
-            f"{s.get('extra_reals', 0)} | {r['pooled_dfl_video_auc']:.3f} | "
+            f"{s.get('extra_reals', 0)} | {r.get('train_groups', 'all')} | "
+            f"{r['pooled_dfl_video_auc']:.3f} | "
             f"{r['mean_dfl_video_auc']:.3f} | {r['mean_dfl_frame_auc']:.3f} | "
             f"{r['mean_fake_above_twin']:.3f} | {r['mean_ffpp_dfdc_video_auc']:.3f} | "
             f"{r['mean_real_false_fake']:.3f} |"
@@ -185,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra-reals", type=int, default=0, help="unpaired real crops per step")
     p.add_argument("--margin", type=float, default=0.2)
     p.add_argument("--size", type=int, default=112)
+    p.add_argument(
+        "--train-groups",
+        type=int,
+        default=0,
+        help="train on only this many of each fold's training face models (a learning curve)",
+    )
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--only-folds", type=int, nargs="*")
     p.add_argument("--seed", type=int, default=0)
@@ -222,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, held_out in enumerate(folds):
         if args.only_folds is not None and number not in args.only_folds:
             continue
-        r = run_fold(clips, groups, held_out, number, args.variant, s, log)
+        r = run_fold(clips, groups, held_out, number, args.variant, s, log, args.train_groups)
         results.append(r)
         log(
             f"fold {number}: DFL frame {r['dfl_frame_auc']:.3f} video {r['dfl_video_auc']:.3f} "
@@ -230,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             f"false-FAKE {r['real_false_fake']:.3f}"
         )
         # written after every fold, so that a run cut short keeps what it measured
-        summary = summarise(results, s, args.variant, argv, started)
+        summary = summarise(results, s, args.variant, argv, started, args.train_groups)
         out = args.results / f"frame_probe_{args.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
