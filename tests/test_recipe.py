@@ -299,6 +299,36 @@ def test_frame_stage_on_patches_with_other_peoples_real_faces() -> None:
         R.train_frame_classifier(model, only_pairs, "supervised", settings, print)
 
 
+def test_partial_swap_pastes_a_blob_of_the_fake_around_a_landmark() -> None:
+    real = np.full((112, 112, 3), 10, np.uint8)
+    fake = np.full((112, 112, 3), 250, np.uint8)
+    marks = np.array([[30, 40], [80, 40], [56, 60], [40, 85], [72, 85]], np.float32)
+    for seed in range(20):
+        out = R.partial_swap(real, fake, marks, np.random.default_rng(seed))
+        pasted = out[..., 0] > 130
+        assert 0.01 < pasted.mean() < 0.25  # a part of the face, never the whole crop
+        ys, xs = np.nonzero(out[..., 0] == out[..., 0].max())
+        centre = np.array([xs.mean(), ys.mean()])
+        assert np.linalg.norm(marks - centre, axis=1).min() < 4  # on one of the landmarks
+        assert (out[:3, :3] == 10).all() and (out[-3:, -3:] == 10).all()  # the rest is real
+    # without landmarks (Haar): the crop's centre
+    out = R.partial_swap(real, fake, np.full((5, 2), np.nan, np.float32), np.random.default_rng(0))
+    assert out[56, 56, 0] > 200
+    # in a batch, only fake members are swapped, and only at the given rate
+    clips = _corpus()
+    sup = R.supervised_pairs(clips)
+    white = {}
+    for rate in (0.0, 1.0):
+        crops, labels = R._draw_batch(sup, None, 32, 0, np.random.default_rng(1), partial=rate)
+        assert labels.tolist() == [0] * 32 + [1] * 32
+        # the fixture's fakes carry a white square at 40:70: whole fakes show most of it, partial
+        # swaps at most a blob of it
+        square = (crops[32:, 40:70, 40:70] > 245).all(axis=-1).mean(axis=(1, 2))
+        white[rate] = float(np.median(square))
+        assert not (crops[:32, 40:70, 40:70] > 245).all(axis=-1).mean() > 0.05  # reals: none
+    assert white[0.0] > 0.5 and white[1.0] < 0.2
+
+
 def test_frame_probe_scores_held_out_face_models_and_tabulates(tmp_path: Path) -> None:
     from training.research import frame_probe
 

@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="train the frame stage on aligned patches of this side (0: whole crops)",
         )
         p.add_argument(
+            "--partial-swap",
+            type=float,
+            default=None,
+            help="probability that a training fake is its real twin with one blob of the fake "
+            "pasted in (0)",
+        )
+        p.add_argument(
             "--head-init",
             choices=("frame", "random"),
             default=None,

@@ -143,6 +143,7 @@ def summarise(
                 "seed",
                 "patch",
                 "extra_reals",
+                "partial_swap",
             )
         },
         "variant": variant,
@@ -170,9 +171,9 @@ def table(paths: list[Path]) -> str:
     """Markdown table of probe result files, one row each."""
     lines = [
         "| probe | folds | variant | margin | size | patch | frozen | steps | extra reals "
-        "| face models trained | DFL video AUC pooled | DFL video AUC mean | DFL frame AUC mean "
-        "| fake above twin | FF++/DFDC AUC | real false-FAKE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| partial swap | face models trained | DFL video AUC pooled | DFL video AUC mean "
+        "| DFL frame AUC mean | fake above twin | FF++/DFDC AUC | real false-FAKE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
@@ -181,7 +182,8 @@ def table(paths: list[Path]) -> str:
             f"| {path.stem.removeprefix('frame_probe_')} | {len(r['folds'])} | {r['variant']} | "
             f"{s['margin']:g} | "
             f"{s['size']} | {s.get('patch', 0) or '-'} | {s['frozen_blocks']} | {s['steps']} | "
-            f"{s.get('extra_reals', 0)} | {r.get('train_groups', 'all')} | "
+            f"{s.get('extra_reals', 0)} | {s.get('partial_swap', 0):g} | "
+            f"{r.get('train_groups', 'all')} | "
             f"{r['pooled_dfl_video_auc']:.3f} | "
             f"{r['mean_dfl_video_auc']:.3f} | {r['mean_dfl_frame_auc']:.3f} | "
             f"{r['mean_fake_above_twin']:.3f} | {r['mean_ffpp_dfdc_video_auc']:.3f} | "
@@ -201,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=16, help="pairs per step (16)")
     p.add_argument("--patch", type=int, default=0, help="train on aligned patches of this side")
     p.add_argument("--extra-reals", type=int, default=0, help="unpaired real crops per step")
+    p.add_argument(
+        "--partial-swap",
+        type=float,
+        default=0.0,
+        help="probability that a fake member is its real twin with one blob of the fake pasted in",
+    )
     p.add_argument("--margin", type=float, default=0.2)
     p.add_argument("--size", type=int, default=112)
     p.add_argument(
@@ -236,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         patch=args.patch,
         extra_reals=args.extra_reals,
+        partial_swap=args.partial_swap,
     )
     log = lambda msg: console.print(f"probe: {msg}")  # noqa: E731
     started = time.monotonic()
