@@ -106,7 +106,7 @@ def measure(
     videos: list[Path], configs: list[Config], *, model: Path, frames: int, reference_size: int
 ) -> dict[str, Any]:
     """Recall, precision and cost of each config over ``videos``, pooled over frames."""
-    totals = {c: [0, 0, 0, 0, 0.0] for c in configs}
+    totals: dict[Config, list[float]] = {c: [0, 0, 0, 0, 0.0] for c in configs}
     per_clip_recall: dict[Config, list[float]] = {c: [] for c in configs}
     n_frames = 0
     for video in videos:
@@ -126,7 +126,8 @@ def measure(
                 per_clip_recall[config].append(hit / ref_n)
     rows = []
     for config in configs:
-        ref_n, hit, found_n, good, cpu = totals[config]
+        ref_n, hit, found_n, good = (int(v) for v in totals[config][:4])
+        cpu = totals[config][4]
         clips = per_clip_recall[config]
         rows.append(
             {

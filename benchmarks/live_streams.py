@@ -133,7 +133,7 @@ def _analyse(
         )
     ended = time.monotonic()
     states = pipeline.states
-    per_stream = []
+    per_stream: list[dict[str, Any]] = []
     scores = collector.since(warm[next(iter(warm))][0]) if warm else []
     full = run.model.spec.window
     for (sid, state), clip in zip(states.items(), clips, strict=True):

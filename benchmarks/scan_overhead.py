@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import shlex
 import statistics
 import sys
@@ -119,7 +120,7 @@ def _local_ray(temp_dir: Path) -> Iterator[Any]:
         num_cpus=1,
         include_dashboard=False,
         _temp_dir=str(temp_dir),
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
         log_to_driver=False,
     )
     try:

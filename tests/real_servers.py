@@ -79,13 +79,16 @@ class _Process:
         self.log = workdir / f"{name}.log"
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def _spawn(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, command: Sequence[str], *, stdout: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command`` in its own session, stderr (and stdout unless given) to the log."""
         with self.log.open("ab") as log:
             process = subprocess.Popen(
                 list(command),
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
-                stdout=kwargs.pop("stdout", log),  # type: ignore[arg-type]
+                stdout=log if stdout is None else stdout,
                 stderr=log,
                 start_new_session=True,
             )

@@ -769,20 +769,22 @@ def init_head_from_frame_classifier(
     lstm, hidden = model.lstm, model.spec.hidden_size
     if not model.projects or not model.spec.lstm_bias:
         raise UsageError("the head initialisation needs dfstream's own sequence head")
-    w = frame_head.weight[0].to(lstm.weight_ih_l0.dtype)
+    w_ih, w_hh = lstm.get_parameter("weight_ih_l0"), lstm.get_parameter("weight_hh_l0")
+    b_ih, b_hh = lstm.get_parameter("bias_ih_l0"), lstm.get_parameter("bias_hh_l0")
+    w = frame_head.weight[0].to(w_ih.dtype)
     b, gain = float(frame_head.bias[0]), float(gain)
     big = 6.0  # sigmoid(6) = 0.998: a gate held open
     gates = {"i": 0, "f": hidden, "g": 2 * hidden, "o": 3 * hidden}
     for row in gates.values():
-        lstm.weight_ih_l0[row].zero_()
-        lstm.weight_hh_l0[row].zero_()
-        lstm.bias_ih_l0[row] = 0.0
-        lstm.bias_hh_l0[row] = 0.0
-    lstm.bias_ih_l0[gates["i"]] = big
-    lstm.bias_ih_l0[gates["o"]] = big
-    lstm.bias_ih_l0[gates["f"]] = math.log(keep / (1.0 - keep))
-    lstm.weight_ih_l0[gates["g"]] = gain * w
-    lstm.bias_ih_l0[gates["g"]] = gain * b
+        w_ih[row].zero_()
+        w_hh[row].zero_()
+        b_ih[row] = 0.0
+        b_hh[row] = 0.0
+    b_ih[gates["i"]] = big
+    b_ih[gates["o"]] = big
+    b_ih[gates["f"]] = math.log(keep / (1.0 - keep))
+    w_ih[gates["g"]] = gain * w
+    b_ih[gates["g"]] = gain * b
     model.linear1.weight.zero_()
     model.linear1.bias.zero_()
     fake = model.spec.fake_index

@@ -78,9 +78,10 @@ class DeepfakeNet(nn.Module):
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """(N, feature_dim) features -> (N, 4 * hidden) LSTM input projections, both biases
         included."""
-        out = features @ self.lstm.weight_ih_l0.t()
+        lstm = self.lstm
+        out = features @ lstm.get_parameter("weight_ih_l0").t()
         if self.spec.lstm_bias:
-            out = out + (self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+            out = out + (lstm.get_parameter("bias_ih_l0") + lstm.get_parameter("bias_hh_l0"))
         return out
 
     def score_projected(self, projected: torch.Tensor) -> torch.Tensor:
@@ -90,7 +91,7 @@ class DeepfakeNet(nn.Module):
         hidden = self.spec.hidden_size
         h = projected.new_zeros((n, hidden))
         c = projected.new_zeros((n, hidden))
-        w_hh = self.lstm.weight_hh_l0.t()
+        w_hh = self.lstm.get_parameter("weight_hh_l0").t()
         for step in range(steps):
             gates = projected[:, step] + h @ w_hh
             i, f, g, o = gates.chunk(4, dim=1)

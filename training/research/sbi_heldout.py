@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     reals_np, fakes_np = np.concatenate(real_all), np.concatenate(fake_all)
     y = np.r_[np.zeros(len(reals_np)), np.ones(len(fakes_np))]
-    result = {
+    result: dict[str, Any] = {
         "command": "python -m training.research.sbi_heldout "
         + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv)),
         "model": loaded.name or str(path),
