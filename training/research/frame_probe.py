@@ -64,16 +64,23 @@ def run_fold(
     s: R.RecipeSettings,
     log: Any,
     train_groups: int = 0,
+    split_seed: int | None = None,
 ) -> dict[str, Any]:
+    """One fold: train the frame stage without ``held_out``, score its held-out clips.
+
+    ``split_seed`` (default ``s.seed``) draws the validation face model and the learning
+    curve's subset; ``s.seed`` seeds the training itself, so that two training seeds can be
+    compared on one split."""
+    split_seed = s.seed if split_seed is None else split_seed
     remaining = [g for g in groups if g not in held_out]
-    val_group = remaining[int(np.random.default_rng(s.seed + number).integers(len(remaining)))]
+    val_group = remaining[int(np.random.default_rng(split_seed + number).integers(len(remaining)))]
     split = R.make_split(clips, held_out, val_group)
     trained = sorted({c.group for c in split.train if R._is_dfl(c)})
     if train_groups:
         # a learning curve: only ``train_groups`` of the fold's training face models train
         # (seeded per fold); held-out, validation and real footage stay as they are
         keep = set(
-            np.random.default_rng(s.seed + 100 + number).choice(
+            np.random.default_rng(split_seed + 100 + number).choice(
                 trained, min(train_groups, len(trained)), replace=False
             )
         )
@@ -219,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--only-folds", type=int, nargs="*")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds and of training")
+    p.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="seed of the training alone (default: --seed): the same folds, another draw",
+    )
     p.add_argument("--name", help="results file: frame_probe_NAME.json")
     p.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     p.add_argument(
@@ -241,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs_per_step=args.pairs,
         margin=args.margin,
         size=args.size,
-        seed=args.seed,
+        seed=args.seed if args.train_seed is None else args.train_seed,
         patch=args.patch,
         extra_reals=args.extra_reals,
         partial_swap=args.partial_swap,
@@ -250,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     clips = R.build_corpus(args.data, args.work, s, console)
     groups = R._deepfacelive_groups(clips)
-    folds = R.fold_groups(groups, args.folds, s.seed)
+    folds = R.fold_groups(groups, args.folds, args.seed)
     results = []
     for number, held_out in enumerate(folds):
         if args.only_folds is not None and number not in args.only_folds:
             continue
-        r = run_fold(clips, groups, held_out, number, args.variant, s, log, args.train_groups)
+        r = run_fold(
+            clips, groups, held_out, number, args.variant, s, log, args.train_groups, args.seed
+        )
         results.append(r)
         log(
             f"fold {number}: DFL frame {r['dfl_frame_auc']:.3f} video {r['dfl_video_auc']:.3f} "
@@ -264,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # written after every fold, so that a run cut short keeps what it measured
         summary = summarise(results, s, args.variant, argv, started, args.train_groups)
+        summary["split_seed"] = args.seed
         out = args.results / f"frame_probe_{args.name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
