@@ -19,7 +19,10 @@ threshold; ``--max-seconds`` or ``--limit-frames`` cap the work per video). Scor
 
 Reported at the threshold the product uses (``--threshold``, else the checkpoint's, else 0.5):
 AUC, accuracy, precision, recall, F1, the false-FAKE rate on REAL videos and the EER (from
-``training.metrics.compute_metrics``), the product's verdict counts per label, and per
+``training.metrics.compute_metrics``); the AUC's 95% interval, a bootstrap that resamples the
+CSV's groups (``group`` column; one group per video without it; windows go with their video's
+group), so that it says how far the AUC could move on other face models or clips like these;
+the product's verdict counts per label, and per
 generator: a FAKE-only generator's recall, mean score and AUC against all REAL videos. Writes
 ``benchmarks/results/quality_<name>.json`` and ``.md``, and ``quality_<name>_roc.png`` when
 matplotlib is installed (else a notice). Exit status: 0, 2 for a usage error, 3-6 as
@@ -55,7 +58,7 @@ from dfstream.model.shipped import load_default_model
 from dfstream.sources import VIDEO_EXTENSIONS, Source, SourceSpec, open_source
 from dfstream.tools.benchkit import ScoreCollector, machine_info
 from dfstream.types import Frame, StreamSummary
-from training.metrics import compute_metrics, roc_curve
+from training.metrics import compute_metrics, grouped_auc_interval, roc_curve
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LABELS = {"REAL": 0, "FAKE": 1, "0": 0, "1": 1}
@@ -269,9 +272,17 @@ def analyse(
 # -- metrics --------------------------------------------------------------------------------
 
 
-def _metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, Any]:
+def _metrics(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    threshold: float,
+    groups: Sequence[str] | None = None,
+) -> dict[str, Any]:
     y, s = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     out: dict[str, Any] = compute_metrics(y, s, threshold).to_json()
+    if groups is not None:
+        interval = grouped_auc_interval(y, s, list(groups))
+        out["auc_interval"] = None if interval is None else interval.to_json()
     reals = s[y == 0]
     out["false_fake_rate"] = float(np.mean(reals >= threshold)) if reals.size else None
     out["mean_score"] = float(np.mean(s)) if s.size else None
@@ -284,14 +295,16 @@ def summarise(scored: Sequence[Scored], threshold: float) -> dict[str, Any]:
     if not usable:
         raise SourceError("no video produced a scored window (no faces found?): nothing to measure")
     labels = [v.item.label for v in usable]
+    groups = [v.item.group for v in usable]
     means = {id(v): float(np.mean(v.windows)) for v in usable}
     levels = {
-        "video_mean": _metrics(labels, [means[id(v)] for v in usable], threshold),
-        "video_max": _metrics(labels, [max(v.windows) for v in usable], threshold),
+        "video_mean": _metrics(labels, [means[id(v)] for v in usable], threshold, groups),
+        "video_max": _metrics(labels, [max(v.windows) for v in usable], threshold, groups),
         "window": _metrics(
             [v.item.label for v in usable for _ in v.windows],
             [s for v in usable for s in v.windows],
             threshold,
+            [v.item.group for v in usable for _ in v.windows],
         ),
     }
     real_means = [means[id(v)] for v in usable if v.item.label == 0]
@@ -363,7 +376,28 @@ def plot_roc(path: Path, scored: Sequence[Scored], title: str) -> bool:
 
 # -- tables and files -----------------------------------------------------------------------
 
-LEVEL_HEADER = ("level", "n", "fakes", "AUC", "acc", "prec", "recall", "F1", "false-FAKE", "EER")
+LEVEL_HEADER = (
+    "level",
+    "n",
+    "fakes",
+    "AUC",
+    "AUC 95% interval",
+    "acc",
+    "prec",
+    "recall",
+    "F1",
+    "false-FAKE",
+    "EER",
+)
+
+
+def interval_text(interval: dict[str, Any] | None) -> str:
+    """``[low, high] (G groups)``, or ``n/a`` where too few groups hold each class."""
+    if not interval:
+        return "n/a"
+    return f"[{interval['low']:.2f}, {interval['high']:.2f}] ({interval['groups']} groups)"
+
+
 GEN_HEADER = ("generator", "label", "videos", "mean score", "called FAKE", "AUC vs all REAL")
 
 
@@ -372,10 +406,11 @@ def level_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, m in result["levels"].items():
         rows.append(
-            [name, str(m["n"]), str(m["fakes"])]
+            [name, str(m["n"]), str(m["fakes"]), fmt(m["auc"], 3)]
+            + [interval_text(m.get("auc_interval"))]
             + [
                 fmt(m[k], 3)
-                for k in ("auc", "accuracy", "precision", "recall", "f1", "false_fake_rate", "eer")
+                for k in ("accuracy", "precision", "recall", "f1", "false_fake_rate", "eer")
             ]
         )
     return rows

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.quality import main
 from dfstream.model import build_model, native_spec, save_checkpoint
 from tests.media import Pattern, write_clip
-from training.metrics import compute_metrics
+from training.metrics import compute_metrics, grouped_auc_interval
 
 FAST = ["--detector", "none", "--backend", "torch", "--device", "cpu", "--precision", "fp32",
         "--stride", "2", "--limit-frames", "12"]  # fmt: skip
@@ -62,6 +62,12 @@ def test_quality_on_a_labelled_csv(labelled: Path, tmp_path: Path) -> None:
     expected = compute_metrics(labels, np.array([v["mean"] for v in videos]), 0.0)
     assert mean["auc"] == pytest.approx(expected.auc) and mean["n"] == 4
     assert result["levels"]["window"]["n"] == 20 and result["levels"]["window"]["fakes"] == 10
+    # the AUC's interval resamples the CSV's groups (one video each here); windows go with
+    # their video's group, so the window level has four groups too, not twenty rows
+    interval = grouped_auc_interval(labels, np.array([v["mean"] for v in videos]),
+                                    ["g0", "g1", "g2", "g3"])  # fmt: skip
+    assert interval is not None and mean["auc_interval"] == interval.to_json()
+    assert result["levels"]["window"]["auc_interval"]["groups"] == 4
     gens = result["generators"]
     assert set(gens) == {"original", "gen_a", "gen_b"}
     assert gens["gen_a"]["videos"] == 1 and gens["gen_a"]["called_fake"] == 1.0
@@ -71,7 +77,8 @@ def test_quality_on_a_labelled_csv(labelled: Path, tmp_path: Path) -> None:
     assert "auc_vs_all_real" not in gens["original"]
     assert result["product_verdicts"]["REAL"] == {"FAKE": 2}
     md = (tmp_path / "quality_csv.md").read_text()
-    assert "tiny-q" in md and "| video_mean | 4 | 2 |" in md
+    assert "tiny-q" in md and "| video_mean | 4 | 2 |" in md and "AUC 95% interval" in md
+    assert "(4 groups)" in md
     pytest.importorskip("matplotlib")
     assert (tmp_path / "quality_csv_roc.png").stat().st_size > 1000
 

@@ -344,6 +344,10 @@ def test_frame_probe_scores_held_out_face_models_and_tabulates(tmp_path: Path) -
     path.write_text(json.dumps(summary), encoding="utf-8")
     row = frame_probe.table([path]).splitlines()[-1]
     assert row.startswith("| x | 1 | supervised | 0 | 112 |")
+    # two held-out face models with a real and a fake each: an interval over them, in the row
+    interval = summary["pooled_dfl_video_auc_interval"]
+    assert interval["groups"] == 2 and interval["low"] <= interval["high"]
+    assert f"| [{interval['low']:.2f}, {interval['high']:.2f}] |" in row
     assert fold["train_groups"] == sorted({"B", "D"} - {fold["val_group"]})
     assert "| all |" in row
 
@@ -408,9 +412,15 @@ def test_cv_summary_pools_the_held_out_videos_of_every_fold() -> None:
     args = argparse.Namespace(data=Path("d"), folds=2, only_folds=None)
     summary = R.summarise_cv(results, R.RecipeSettings(), args)
     assert summary["folds_run"] == [0, 1]
-    assert summary["variants"]["mixed"]["pooled_dfl_auc"] == pytest.approx(0.75)
+    mixed = summary["variants"]["mixed"]
+    assert mixed["pooled_dfl_auc"] == pytest.approx(0.75)
+    # two face models, each with a real and a fake: resampling them gives AUC 1 (one model
+    # drawn twice) or 0.75 (both), so the interval spans exactly that
+    interval = mixed["pooled_dfl_auc_interval"]
+    assert interval["groups"] == 2 and (interval["low"], interval["high"]) == (0.75, 1.0)
+    assert [len(f["videos"]) for f in mixed["folds"]] == [2, 2]
     table = R.cv_markdown(summary)
-    assert table.count("| mixed |") == 2 and "pooled DFL AUC 0.750" in table
+    assert table.count("| mixed |") == 2 and "pooled DFL AUC 0.750 [0.75, 1.00]" in table
 
 
 def _tiny_data(shared_dir: Path, root: Path) -> Path:

@@ -1226,17 +1226,18 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
 def summarise_cv(
     results: list[dict[str, Any]], s: RecipeSettings, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Per variant: each fold's figures and the pooled out-of-fold DeepFaceLive AUC."""
-    from training.metrics import roc_auc
+    """Per variant: each fold's figures, the pooled out-of-fold DeepFaceLive AUC with its
+    95% interval (bootstrap over face models) and every held-out video's score."""
+    from training.metrics import grouped_auc_interval, roc_auc
 
     variants: dict[str, Any] = {}
     for variant in dict.fromkeys(r["variant"] for r in results):
         rows = [r for r in results if r["variant"] == variant]
         dfl = [v for r in rows for v in r["videos"] if v["group"] in r["test_groups"]]
         y = np.array([int(v["label"] == "FAKE") for v in dfl])
-        pooled = (
-            roc_auc(y, np.array([v["score"] for v in dfl])) if 0 < y.sum() < len(y) else math.nan
-        )
+        scores = np.array([v["score"] for v in dfl])
+        pooled = roc_auc(y, scores) if 0 < y.sum() < len(y) else math.nan
+        interval = grouped_auc_interval(y, scores, [v["group"] for v in dfl]) if len(y) else None
         variants[variant] = {
             "folds": [
                 {
@@ -1249,10 +1250,12 @@ def summarise_cv(
                     "ffpp_dfdc_recall": r["ffpp_dfdc_recall"],
                     "real_false_fake_rate": r["real_false_fake_rate"],
                     "seconds": r["frames"]["seconds"] + r["head"]["seconds"] + r["embed_seconds"],
+                    "videos": r["videos"],
                 }
                 for r in rows
             ],
             "pooled_dfl_auc": pooled,
+            "pooled_dfl_auc_interval": None if interval is None else interval.to_json(),
         }
         folds = variants[variant]["folds"]
         for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):
@@ -1291,8 +1294,10 @@ def cv_markdown(summary: dict[str, Any]) -> str:
                 f"{fmt(f['dfl_auc'])} | {fmt(f['dfl_window_auc'])} | {fmt(f['ffpp_dfdc_auc'])} | "
                 f"{fmt(f['ffpp_dfdc_recall'])} | {fmt(f['real_false_fake_rate'])} |"
             )
+        interval = data.get("pooled_dfl_auc_interval")
+        spread = f" [{interval['low']:.2f}, {interval['high']:.2f}]" if interval else ""
         lines.append(
-            f"| **{variant}** | mean | pooled DFL AUC {fmt(data['pooled_dfl_auc'])} | | "
+            f"| **{variant}** | mean | pooled DFL AUC {fmt(data['pooled_dfl_auc'])}{spread} | | "
             f"{fmt(data['mean_dfl_auc'])} | | {fmt(data['mean_ffpp_dfdc_auc'])} | "
             f"{fmt(data['mean_ffpp_dfdc_recall'])} | {fmt(data['mean_real_false_fake_rate'])} |"
         )

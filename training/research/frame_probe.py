@@ -35,7 +35,7 @@ from rich.console import Console
 
 from dfstream.model import DeepfakeNet, preprocess
 from training import recipe as R
-from training.metrics import roc_auc
+from training.metrics import AucInterval, grouped_auc_interval, roc_auc
 from training.train import load_imagenet
 
 
@@ -125,6 +125,19 @@ def run_fold(
     }
 
 
+def pooled_interval(results: list[dict[str, Any]]) -> AucInterval | None:
+    """The 95% interval of the pooled DeepFaceLive video AUC, resampling face models: how much
+    of a difference between two probes the held-out data can tell from chance."""
+    pooled = [v for r in results for v in r["videos"] if v["group"] in r["test_groups"]]
+    if not pooled:
+        return None
+    return grouped_auc_interval(
+        np.array([int(v["label"] == "FAKE") for v in pooled]),
+        np.array([v["score"] for v in pooled]),
+        [v["group"] for v in pooled],
+    )
+
+
 def summarise(
     results: list[dict[str, Any]],
     s: R.RecipeSettings,
@@ -159,6 +172,9 @@ def summarise(
             [v["score"] for v in pooled if v["label"] == "FAKE"],
             [v["score"] for v in pooled if v["label"] == "REAL"],
         ),
+        "pooled_dfl_video_auc_interval": (
+            None if (interval := pooled_interval(results)) is None else interval.to_json()
+        ),
         **{
             f"mean_{k}": float(np.nanmean([r[k] for r in results]))
             for k in (
@@ -178,20 +194,23 @@ def table(paths: list[Path]) -> str:
     """Markdown table of probe result files, one row each."""
     lines = [
         "| probe | folds | variant | margin | size | patch | frozen | steps | extra reals "
-        "| partial swap | face models trained | DFL video AUC pooled | DFL video AUC mean "
+        "| partial swap | face models trained | DFL video AUC pooled | its 95% interval "
+        "| DFL video AUC mean "
         "| DFL frame AUC mean | fake above twin | FF++/DFDC AUC | real false-FAKE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
         s = r["settings"]
+        interval = pooled_interval(r["folds"])  # from the stored scores: older files have it too
+        spread = "n/a" if interval is None else f"[{interval.low:.2f}, {interval.high:.2f}]"
         lines.append(
             f"| {path.stem.removeprefix('frame_probe_')} | {len(r['folds'])} | {r['variant']} | "
             f"{s['margin']:g} | "
             f"{s['size']} | {s.get('patch', 0) or '-'} | {s['frozen_blocks']} | {s['steps']} | "
             f"{s.get('extra_reals', 0)} | {s.get('partial_swap', 0):g} | "
             f"{r.get('train_groups', 'all')} | "
-            f"{r['pooled_dfl_video_auc']:.3f} | "
+            f"{r['pooled_dfl_video_auc']:.3f} | {spread} | "
             f"{r['mean_dfl_video_auc']:.3f} | {r['mean_dfl_frame_auc']:.3f} | "
             f"{r['mean_fake_above_twin']:.3f} | {r['mean_ffpp_dfdc_video_auc']:.3f} | "
             f"{r['mean_real_false_fake']:.3f} |"
