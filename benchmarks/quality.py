@@ -376,44 +376,54 @@ def plot_roc(path: Path, scored: Sequence[Scored], title: str) -> bool:
 
 # -- tables and files -----------------------------------------------------------------------
 
-LEVEL_HEADER = (
-    "level",
-    "n",
-    "fakes",
-    "AUC",
-    "AUC 95% interval",
-    "acc",
-    "prec",
-    "recall",
-    "F1",
-    "false-FAKE",
-    "EER",
-)
-
-
-def interval_text(interval: dict[str, Any] | None) -> str:
-    """``[low, high] (G groups)``, or ``n/a`` where too few groups hold each class."""
-    if not interval:
-        return "n/a"
-    return f"[{interval['low']:.2f}, {interval['high']:.2f}] ({interval['groups']} groups)"
-
-
+LEVEL_HEADER = ("level", "n", "fakes", "AUC", "acc", "prec", "recall", "F1", "false-FAKE", "EER")
+INTERVAL_COLUMN = "AUC 95%"  # Markdown only: the terminal gets it on a line of its own
 GEN_HEADER = ("generator", "label", "videos", "mean score", "called FAKE", "AUC vs all REAL")
 
 
-def level_rows(result: dict[str, Any]) -> list[list[str]]:
-    """One table row per level."""
+def interval_text(interval: dict[str, Any] | None) -> str:
+    """``low-high``, or ``n/a`` where too few groups hold each class."""
+    if not interval:
+        return "n/a"
+    return f"{interval['low']:.2f}-{interval['high']:.2f}"
+
+
+def interval_note(result: dict[str, Any], *, values: bool = False) -> str:
+    """What the AUC 95% interval is and over how many groups; with ``values``, each level's."""
+    levels = result["levels"]
+    counts = sorted({m["auc_interval"]["groups"] for m in levels.values() if m.get("auc_interval")})
+    if not counts:
+        return "AUC 95%: n/a (fewer than two groups hold each label)"
+    text = (
+        f"AUC 95%: bootstrap interval resampling {'/'.join(map(str, counts))} groups (the CSV's "
+        "group column, else one per video)"
+    )
+    if values:
+        text += ": " + ", ".join(
+            f"{name} {interval_text(m.get('auc_interval'))}" for name, m in levels.items()
+        )
+    return text
+
+
+def level_rows(result: dict[str, Any], *, intervals: bool = True) -> list[list[str]]:
+    """One table row per level; ``intervals`` adds the AUC 95% column after the AUC."""
     rows = []
     for name, m in result["levels"].items():
+        auc = [fmt(m["auc"], 3)] + ([interval_text(m.get("auc_interval"))] if intervals else [])
         rows.append(
-            [name, str(m["n"]), str(m["fakes"]), fmt(m["auc"], 3)]
-            + [interval_text(m.get("auc_interval"))]
+            [name, str(m["n"]), str(m["fakes"]), *auc]
             + [
                 fmt(m[k], 3)
                 for k in ("accuracy", "precision", "recall", "f1", "false_fake_rate", "eer")
             ]
         )
     return rows
+
+
+def level_header(*, intervals: bool = True) -> tuple[str, ...]:
+    """The level table's header, with or without the AUC 95% column."""
+    at = LEVEL_HEADER.index("AUC") + 1
+    return LEVEL_HEADER[:at] + ((INTERVAL_COLUMN,) if intervals else ()) + LEVEL_HEADER[at:]
 
 
 def generator_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -440,7 +450,9 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"{result['threshold_in_use']}; {result['scored_videos']} of {result['videos']} videos "
         "scored; video score = mean window score over all faces (max also shown).",
         "",
-        markdown_table(LEVEL_HEADER, level_rows(result)),
+        markdown_table(level_header(), level_rows(result)),
+        interval_note(result),
+        "",
         markdown_table(GEN_HEADER, generator_rows(result)),
         f"Product verdicts per label: {result['product_verdicts']}",
         "",
@@ -556,9 +568,10 @@ def run(argv: Sequence[str], console: Console) -> int:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=_json_safe) + "\n")
     write_markdown(stem.with_suffix(".md"), result)
     title = f"{loaded.name}: threshold {origin}"
-    levels = rich_table(title, LEVEL_HEADER, level_rows(result))
+    levels = rich_table(title, level_header(intervals=False), level_rows(result, intervals=False))
     levels.columns[0].no_wrap = True  # the level names must stay readable on 80 columns
     console.print(levels)
+    console.print(interval_note(result, values=True), highlight=False)
     console.print(rich_table("per generator", GEN_HEADER, generator_rows(result)))
     roc = stem.with_name(stem.name + "_roc.png")
     if not plot_roc(roc, scored, title):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 Row = Sequence[str]
@@ -24,10 +25,14 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 
 def rich_table(title: str, header: Row, rows: Sequence[Row]) -> Table:
-    """A rich table for the terminal."""
-    table = Table(title=title)
+    """A rich table for the terminal, compact (a rule under the header, one space of padding)
+    so that ten columns of numbers fit 80 columns; a cell's text is never cut, headers wrap."""
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
     for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        widest = max((len(row[i]) for row in rows if i < len(row)), default=0)
+        table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)
     for row in rows:
         table.add_row(*row)
     return table

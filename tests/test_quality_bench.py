@@ -77,8 +77,9 @@ def test_quality_on_a_labelled_csv(labelled: Path, tmp_path: Path) -> None:
     assert "auc_vs_all_real" not in gens["original"]
     assert result["product_verdicts"]["REAL"] == {"FAKE": 2}
     md = (tmp_path / "quality_csv.md").read_text()
-    assert "tiny-q" in md and "| video_mean | 4 | 2 |" in md and "AUC 95% interval" in md
-    assert "(4 groups)" in md
+    assert "tiny-q" in md and "| video_mean | 4 | 2 |" in md and "AUC 95%" in md
+    assert f"| {mean['auc_interval']['low']:.2f}-{mean['auc_interval']['high']:.2f} |" in md
+    assert "resampling 4 groups" in md
     pytest.importorskip("matplotlib")
     assert (tmp_path / "quality_csv_roc.png").stat().st_size > 1000
 
