@@ -84,6 +84,21 @@ def test_the_shipped_model_is_the_file_its_recipe_log_names() -> None:
     assert log["threshold"] == pytest.approx(load_weights(path).threshold)
 
 
+def test_the_shipped_model_records_the_settings_the_recipe_writes_today() -> None:
+    """A recipe option added after the file was built changes what the recipe writes, so the
+    shipped file would no longer be its output: rebuild and ship it when this fails."""
+    from dataclasses import asdict
+
+    from training.recipe import RecipeSettings
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip("no default model shipped in this checkout")
+    log = json.loads((path.parent / "recipe.json").read_text(encoding="utf-8"))
+    assert load_weights(path).info["recipe"] == asdict(RecipeSettings())
+    assert log["settings"] == load_weights(path).info["recipe"]
+
+
 def test_cli_without_weights_uses_the_default_model(
     tmp_path: Path,
     clip_path: Path,
