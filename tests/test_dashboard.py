@@ -146,3 +146,29 @@ def _capture(session: str) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def test_the_summary_table_keeps_every_column_whole_on_80_columns() -> None:
+    from dfstream.sinks.console import summary_table
+    from dfstream.types import StreamSummary
+
+    def one(name: str, verdict: Verdict, score: float) -> StreamSummary:
+        return StreamSummary(
+            stream_id=name, source=name, name=name, verdict=verdict, score=score,
+            frames_decoded=12345, frames_analyzed=12345, crops_embedded=123456,
+            windows_scored=12345, tracks=(), duration_s=1234.5, media_duration_s=None,
+            untrained=False,
+        )  # fmt: skip
+
+    rows = [one("Albica_Johns_0.mp4", Verdict.FAKE, 0.738), one("a.mp4", Verdict.UNCERTAIN, 0.5)]
+    table = summary_table(
+        rows, backend="torch bf16 on cpu, 2 threads", untrained=False, model="m", threshold="0.5"
+    )
+    console = Console(width=80, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    header = next(line for line in text.splitlines() if line.startswith("source"))
+    assert header.split() == ["source", "verdict", "score", "faces", "frames", "analysed",
+                              "crops", "windows", "time", "s"]  # fmt: skip
+    assert "UNCERTAIN  0.500" in text and "123456" in text and "1234.5" in text

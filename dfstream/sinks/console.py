@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -129,7 +130,18 @@ def summary_table(
     if untrained:
         title += " [UNTRAINED model: scores are meaningless]"
     caption = f"FAKE threshold {threshold}" if threshold else None
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    # compact (a rule under the header, one space between columns) so that every column fits
+    # an 80-column terminal; numbers never wrap, a long source name folds
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("source", overflow="fold", min_width=12)
     for name, justify in (
         ("verdict", "left"),
@@ -141,7 +153,7 @@ def summary_table(
         ("windows", "right"),
         ("time s", "right"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
     for s in summaries:
         table.add_row(
             s.name,
