@@ -421,6 +421,13 @@ def test_cv_summary_pools_the_held_out_videos_of_every_fold() -> None:
     assert [len(f["videos"]) for f in mixed["folds"]] == [2, 2]
     table = R.cv_markdown(summary)
     assert table.count("| mixed |") == 2 and "pooled DFL AUC 0.750 [0.75, 1.00]" in table
+    assert summary["train_seed"] == 0 and "--train-seed" not in summary["command"]
+    # another training draw on the same folds says so in the record
+    again = R.summarise_cv(
+        results, R.RecipeSettings(), argparse.Namespace(**vars(args), train_seed=1)
+    )
+    assert again["train_seed"] == 1 and again["command"].endswith("--train-seed 1")
+    assert again["settings"]["seed"] == 0  # the folds' seed
 
 
 def _tiny_data(shared_dir: Path, root: Path) -> Path:

@@ -208,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
                 default=["sbi", "supervised", "mixed"],
                 help="comma-separated: sbi, supervised, mixed",
             )
+            p.add_argument(
+                "--train-seed",
+                type=int,
+                default=None,
+                help="seed of the training draws only (weights, pairs, augmentations); --seed "
+                "still deals the folds and the validation face models, so the same splits are "
+                "trained again: training noise",
+            )
             p.add_argument("--results", type=Path, default=Path("benchmarks/results"))
             p.add_argument("--name", default="cv_folds", help="results file stem")  # fmt: skip
 

@@ -1180,6 +1180,9 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
     clips = build_corpus(args.data, args.work or args.out, s, console)
     groups = _deepfacelive_groups(clips)
     folds = fold_groups(groups, args.folds, s.seed)
+    # --seed deals the folds and validation face models; --train-seed redraws only the training
+    train_seed = getattr(args, "train_seed", None)
+    training = s if train_seed is None else replace(s, seed=train_seed)
     results: list[dict[str, Any]] = []
     # fold-major: every variant of a fold before the next fold, so that a cut-short run still
     # compares the variants side by side on the same held-out face models
@@ -1198,7 +1201,7 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
             split = make_split(clips, held_out, val_group)
             log(f"{variant} fold {number}: test {held_out}, validation {val_group}")
             stages = args.out / f"{variant}-fold{number}"
-            model, record = fit(clips, split, variant, s, log, stage_dir=stages)
+            model, record = fit(clips, split, variant, training, log, stage_dir=stages)
             record.update(
                 {
                     "fold": number,
@@ -1260,14 +1263,20 @@ def summarise_cv(
         folds = variants[variant]["folds"]
         for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):
             variants[variant][f"mean_{key}"] = float(np.nanmean([f[key] for f in folds]))
-    only = "" if args.only_folds is None else " --only-folds " + ",".join(map(str, args.only_folds))
+    extra = (
+        "" if args.only_folds is None else " --only-folds " + ",".join(map(str, args.only_folds))
+    )
+    train_seed = getattr(args, "train_seed", None)
+    if train_seed is not None:
+        extra += f" --train-seed {train_seed}"
     return {
         "command": (
             f"python -m training cv --data {args.data} --folds {args.folds} --steps {s.steps}"
-            + only
+            + extra
         ),
         "folds_run": sorted({r["fold"] for r in results}),
         "settings": asdict(s),
+        "train_seed": s.seed if train_seed is None else train_seed,
         "folds": args.folds,
         "variants": variants,
         "note": (
