@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.table import Table
+
+from dfstream.sinks.console import compact_table
 
 Row = Sequence[str]
 
@@ -27,9 +28,7 @@ def fmt(value: Any, digits: int = 1) -> str:
 def rich_table(title: str, header: Row, rows: Sequence[Row]) -> Table:
     """A rich table for the terminal, compact (a rule under the header, one space of padding)
     so that ten columns of numbers fit 80 columns; a cell's text is never cut, headers wrap."""
-    table = Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
-    )
+    table = compact_table(title=title)
     for i, name in enumerate(header):
         widest = max((len(row[i]) for row in rows if i < len(row)), default=0)
         table.add_column(name, justify="left" if i == 0 else "right", min_width=widest)

@@ -111,6 +111,8 @@ def grouped_auc_interval(
         yy = y[picked]
         if 0 < int(yy.sum()) < yy.size:
             values.append(_rank_auc(yy, s[picked]))
+    if not values:  # only possible with very few resamples
+        return None
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return AucInterval(float(low), float(high), level, len(members), len(values))

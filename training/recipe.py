@@ -1226,21 +1226,31 @@ def cmd_cv(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def pooled_held_out_auc(folds: list[dict[str, Any]]) -> tuple[float, dict[str, Any] | None]:
+    """The out-of-fold DeepFaceLive video AUC pooled over fold records (each with ``videos``
+    and ``test_groups``; ``training cv``'s and the frame probe's), and its 95% interval as a
+    dict (a bootstrap over the held-out face models; None with too few). NaN without both
+    labels."""
+    from training.metrics import grouped_auc_interval, roc_auc
+
+    dfl = [v for r in folds for v in r["videos"] if v["group"] in r["test_groups"]]
+    y = np.array([int(v["label"] == "FAKE") for v in dfl])
+    if not 0 < y.sum() < len(y):
+        return math.nan, None
+    scores = np.array([v["score"] for v in dfl])
+    interval = grouped_auc_interval(y, scores, [v["group"] for v in dfl])
+    return roc_auc(y, scores), None if interval is None else interval.to_json()
+
+
 def summarise_cv(
     results: list[dict[str, Any]], s: RecipeSettings, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Per variant: each fold's figures, the pooled out-of-fold DeepFaceLive AUC with its
     95% interval (bootstrap over face models) and every held-out video's score."""
-    from training.metrics import grouped_auc_interval, roc_auc
-
     variants: dict[str, Any] = {}
     for variant in dict.fromkeys(r["variant"] for r in results):
         rows = [r for r in results if r["variant"] == variant]
-        dfl = [v for r in rows for v in r["videos"] if v["group"] in r["test_groups"]]
-        y = np.array([int(v["label"] == "FAKE") for v in dfl])
-        scores = np.array([v["score"] for v in dfl])
-        pooled = roc_auc(y, scores) if 0 < y.sum() < len(y) else math.nan
-        interval = grouped_auc_interval(y, scores, [v["group"] for v in dfl]) if len(y) else None
+        pooled, interval = pooled_held_out_auc(rows)
         variants[variant] = {
             "folds": [
                 {
@@ -1258,7 +1268,7 @@ def summarise_cv(
                 for r in rows
             ],
             "pooled_dfl_auc": pooled,
-            "pooled_dfl_auc_interval": None if interval is None else interval.to_json(),
+            "pooled_dfl_auc_interval": interval,
         }
         folds = variants[variant]["folds"]
         for key in ("dfl_auc", "ffpp_dfdc_auc", "ffpp_dfdc_recall", "real_false_fake_rate"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -113,6 +114,14 @@ class EventLog(Sink):
             )
 
 
+def compact_table(**options: Any) -> Table:
+    """A rich table in dfstream's compact style: a rule under the header, no outer edge, one
+    space between columns, so that ten columns of numbers fit an 80-column terminal."""
+    return Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, **options
+    )
+
+
 def summary_table(
     summaries: Sequence[StreamSummary],
     *,
@@ -130,17 +139,9 @@ def summary_table(
     if untrained:
         title += " [UNTRAINED model: scores are meaningless]"
     caption = f"FAKE threshold {threshold}" if threshold else None
-    # compact (a rule under the header, one space between columns) so that every column fits
-    # an 80-column terminal; numbers never wrap, a long source name folds
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption=caption,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
+    # every column fits an 80-column terminal: numbers never wrap, a long source name folds
+    table = compact_table(
+        title=title, title_justify="left", caption=caption, caption_justify="left"
     )
     table.add_column("source", overflow="fold", min_width=12)
     for name, justify in (

@@ -35,7 +35,7 @@ from rich.console import Console
 
 from dfstream.model import DeepfakeNet, preprocess
 from training import recipe as R
-from training.metrics import AucInterval, grouped_auc_interval, roc_auc
+from training.metrics import roc_auc
 from training.train import load_imagenet
 
 
@@ -125,19 +125,6 @@ def run_fold(
     }
 
 
-def pooled_interval(results: list[dict[str, Any]]) -> AucInterval | None:
-    """The 95% interval of the pooled DeepFaceLive video AUC, resampling face models: how much
-    of a difference between two probes the held-out data can tell from chance."""
-    pooled = [v for r in results for v in r["videos"] if v["group"] in r["test_groups"]]
-    if not pooled:
-        return None
-    return grouped_auc_interval(
-        np.array([int(v["label"] == "FAKE") for v in pooled]),
-        np.array([v["score"] for v in pooled]),
-        [v["group"] for v in pooled],
-    )
-
-
 def summarise(
     results: list[dict[str, Any]],
     s: R.RecipeSettings,
@@ -147,7 +134,7 @@ def summarise(
     train_groups: int = 0,
 ) -> dict[str, Any]:
     """The probe's record: settings, pooled and mean figures, every fold."""
-    pooled = [v for r in results for v in r["videos"] if v["group"] in r["test_groups"]]
+    pooled, interval = R.pooled_held_out_auc(results)
     return {
         "command": "python -m training.research.frame_probe "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -168,13 +155,8 @@ def summarise(
         },
         "variant": variant,
         "train_groups": train_groups or "all",
-        "pooled_dfl_video_auc": _auc(
-            [v["score"] for v in pooled if v["label"] == "FAKE"],
-            [v["score"] for v in pooled if v["label"] == "REAL"],
-        ),
-        "pooled_dfl_video_auc_interval": (
-            None if (interval := pooled_interval(results)) is None else interval.to_json()
-        ),
+        "pooled_dfl_video_auc": pooled,
+        "pooled_dfl_video_auc_interval": interval,
         **{
             f"mean_{k}": float(np.nanmean([r[k] for r in results]))
             for k in (
@@ -202,8 +184,9 @@ def table(paths: list[Path]) -> str:
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
         s = r["settings"]
-        interval = pooled_interval(r["folds"])  # from the stored scores: older files have it too
-        spread = "n/a" if interval is None else f"[{interval.low:.2f}, {interval.high:.2f}]"
+        # from the stored scores, so that older files have it too
+        _, interval = R.pooled_held_out_auc(r["folds"])
+        spread = "n/a" if interval is None else f"[{interval['low']:.2f}, {interval['high']:.2f}]"
         lines.append(
             f"| {path.stem.removeprefix('frame_probe_')} | {len(r['folds'])} | {r['variant']} | "
             f"{s['margin']:g} | "
